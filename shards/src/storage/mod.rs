@@ -1,0 +1,1 @@
+//! Storage: record batch validation, segments, indexes, partition logs and their recovery.
