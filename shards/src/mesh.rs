@@ -1,0 +1,213 @@
+//! Everything that crosses cores: the closed request/response enums and the bounded SPSC mesh.
+//!
+//! Owns: [`ShardRequest`], [`ShardResponse`] and their payloads, the [`Envelope`] that carries them, and
+//! the wiring of one bounded glommio shared channel per ordered pair of shards. These are the only
+//! `Send` types of the crate that carry data, so a reviewer can audit every byte that changes cores by
+//! reading this file. Payloads are owned values (`Bytes`, `Arc` snapshots), never references.
+//! Never: behaviour. What a shard does with a request lives in `shard.rs`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+
+use crate::catalog::{Catalog, TopicConfig};
+use crate::{ShardId, TopicPartition};
+
+/// Depth of each shard-to-shard channel. Every connection has at most one request in flight and fans
+/// out at most one message per shard, so this bounds the burst one shard can queue at another before
+/// its senders wait (backpressure) rather than growing a queue.
+pub const MESH_QUEUE_DEPTH: usize = 1024;
+
+/// A request one shard asks of another (or of itself, through the same code path).
+#[derive(Debug)]
+pub enum ShardRequest {
+    /// Append the record batches to the owned partitions.
+    Produce(Vec<ProducePart>),
+    /// Read whole batches from the owned partitions.
+    Fetch(FetchWork),
+    /// Answer once any of these partitions has grown past the given end offset, or at the deadline.
+    WaitForData(WaitWork),
+    /// Offsets by timestamp (or the special -1 latest, -2 earliest, -3 max timestamp).
+    ListOffsets(Vec<OffsetQuery>),
+    /// Sizes of the owned partitions of these topics (all topics when empty).
+    PartitionSizes,
+    /// Catalog changes; only shard 0, the single writer of the catalog, serves these.
+    Controller(ControllerOp),
+    /// A new catalog snapshot: open the partitions this shard now owns, delete the removed ones.
+    ApplyCatalog(Arc<Catalog>),
+    /// Close every partition cleanly and stop.
+    Shutdown,
+}
+
+/// The answer to a [`ShardRequest`], in the same order as the request's parts.
+#[derive(Debug)]
+pub enum ShardResponse {
+    Produce(Vec<Result<AppendResult, PartitionError>>),
+    Fetch(Vec<Result<FetchedData, PartitionError>>),
+    WaitForData,
+    ListOffsets(Vec<Result<OffsetAnswer, PartitionError>>),
+    PartitionSizes(Vec<(TopicPartition, u64)>),
+    Controller(Vec<Result<(), ControllerError>>),
+    CatalogApplied,
+    ShutdownDone,
+}
+
+#[derive(Debug)]
+pub struct ProducePart {
+    pub partition: TopicPartition,
+    /// One or more record batches exactly as the client sent them (a slice of the request frame).
+    pub records: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+}
+
+#[derive(Debug)]
+pub struct FetchWork {
+    pub parts: Vec<FetchPart>,
+    /// Budget for all parts of this work item together; the first batch is always returned whole.
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct FetchPart {
+    pub partition: TopicPartition,
+    pub offset: i64,
+    pub max_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct FetchedData {
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Whole batches copied out of the log into a buffer of the owner's pool.
+    pub records: Bytes,
+}
+
+#[derive(Debug)]
+pub struct WaitWork {
+    /// Each partition with the end offset the caller has already seen.
+    pub parts: Vec<(TopicPartition, i64)>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct OffsetQuery {
+    pub partition: TopicPartition,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAnswer {
+    /// -1 when no record matches.
+    pub offset: i64,
+    /// -1 when not applicable.
+    pub timestamp: i64,
+}
+
+/// Why an operation on one partition failed. The broker maps each to a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionError {
+    #[error("this shard does not have the partition")]
+    UnknownTopicOrPartition,
+    #[error("offset out of range")]
+    OffsetOutOfRange,
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("record batch larger than max.message.bytes")]
+    MessageTooLarge,
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// A change to the catalog.
+#[derive(Debug)]
+pub enum ControllerOp {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        topics: Vec<(String, i32)>,
+        validate_only: bool,
+    },
+}
+
+#[derive(Debug)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 means the broker default.
+    pub partitions: i32,
+    /// -1 means the broker default; only 1 can be satisfied by a single node.
+    pub replication_factor: i16,
+    pub config: TopicConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error("topic already exists")]
+    TopicAlreadyExists,
+    #[error("invalid topic name")]
+    InvalidTopic,
+    #[error("invalid partition count: {0}")]
+    InvalidPartitions(String),
+    #[error("invalid replication factor: only 1 is possible on a single node")]
+    InvalidReplicationFactor,
+    #[error("unknown topic")]
+    UnknownTopic,
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+/// What travels on a mesh channel: a request with the id its answer will carry, or that answer.
+#[derive(Debug)]
+pub struct Envelope {
+    pub id: u64,
+    pub from: ShardId,
+    pub body: Body,
+}
+
+#[derive(Debug)]
+pub enum Body {
+    Request(ShardRequest),
+    Response(ShardResponse),
+}
+
+/// One shard's ends of the mesh, before they are connected on its executor. Indexed by peer shard;
+/// the shard's own slot is `None` (a shard calls itself directly).
+pub struct MeshEnds {
+    pub senders: Vec<Option<SharedSender<Envelope>>>,
+    pub receivers: Vec<Option<SharedReceiver<Envelope>>>,
+}
+
+/// Builds the full mesh: one bounded channel for each ordered pair of distinct shards. Called once at
+/// boot; glommio's advice is to create channels early and connect them as the executors start.
+pub fn wire(shard_count: usize) -> Vec<MeshEnds> {
+    let mut ends: Vec<MeshEnds> = (0..shard_count)
+        .map(|_| MeshEnds {
+            senders: (0..shard_count).map(|_| None).collect(),
+            receivers: (0..shard_count).map(|_| None).collect(),
+        })
+        .collect();
+    for source in 0..shard_count {
+        for target in 0..shard_count {
+            if source == target {
+                continue;
+            }
+            let (sender, receiver) = shared_channel::new_bounded(MESH_QUEUE_DEPTH);
+            ends[source].senders[target] = Some(sender);
+            ends[target].receivers[source] = Some(receiver);
+        }
+    }
+    ends
+}

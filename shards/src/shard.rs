@@ -1,0 +1,890 @@
+//! The shard: one pinned executor's partitions, catalog snapshot, mesh endpoints and pump.
+//!
+//! Owns: every partition this core owns (a plain `HashMap` behind a `RefCell`: single-threaded, no
+//! synchronization), the single place where they change ([`Shard::serve`]), the calls to other shards,
+//! and on shard 0 the catalog controller. Never: blocking on locks, holding a `RefCell` borrow across an
+//! `.await`, or touching another shard's partitions (that is a [`Shard::call`] away).
+//!
+//! `Shard` is `!Send` and `!Sync` by construction (`Rc`, `RefCell`, glommio's connected channel ends),
+//! so anything holding a `&Partition` is stuck on its core.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use glommio::sync::Semaphore;
+use log::{debug, error, info, warn};
+
+use crate::catalog::{self, BrokerDefaults, Catalog, CatalogStore, TopicInfo};
+use crate::mesh::*;
+use crate::partition::{partition_dir, Partition};
+use crate::pool::{self, PoolBuf, ReturnReceivers, ReturnSenders};
+use crate::router::shard_for;
+use crate::time::now_ms;
+use crate::{ShardId, TopicPartition};
+
+/// How often each shard enforces retention; Kafka's log.retention.check.interval.ms default.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+/// The longest a parked fetch waits, whatever the client asks: bounds how long a wait task lives.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Settings every shard shares, fixed at boot.
+#[derive(Debug)]
+pub struct ShardConfig {
+    pub data_dir: PathBuf,
+    pub defaults: BrokerDefaults,
+    pub shard_count: usize,
+    pub pool_bytes: usize,
+}
+
+/// A shard's ends of the mesh and of the pool's return queues, created at boot on the main thread.
+pub struct ShardEnds {
+    pub mesh: MeshEnds,
+    pub pool: (ReturnSenders, ReturnReceivers),
+}
+
+/// Wires the mesh and the pool return queues for `shard_count` shards.
+pub fn wire(shard_count: usize) -> Vec<ShardEnds> {
+    crate::mesh::wire(shard_count)
+        .into_iter()
+        .zip(pool::return_queues(shard_count))
+        .map(|(mesh, pool)| ShardEnds { mesh, pool })
+        .collect()
+}
+
+/// Why a call to another shard failed: its executor is gone, which only happens while stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MeshError {
+    #[error("the shard is gone")]
+    Closed,
+}
+
+pub struct Shard {
+    pub id: ShardId,
+    config: Arc<ShardConfig>,
+    catalog: RefCell<Arc<Catalog>>,
+    partitions: RefCell<HashMap<TopicPartition, Partition>>,
+    senders: Vec<Option<ConnectedSender<Envelope>>>,
+    pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
+    next_call_id: Cell<u64>,
+    appended: Notify,
+    stopped: Notify,
+    is_stopped: Cell<bool>,
+    controller: Option<Controller>,
+}
+
+/// Shard 0's catalog writer. The semaphore serializes catalog changes, which are rare and may await.
+struct Controller {
+    store: CatalogStore,
+    lock: Semaphore,
+}
+
+impl Shard {
+    /// Connects the shard's mesh ends, installs its pool, opens the partitions it owns (recovering
+    /// them), and starts its pump. Runs on the shard's own executor.
+    pub async fn start(
+        id: ShardId,
+        ends: ShardEnds,
+        config: Arc<ShardConfig>,
+        catalog: Arc<Catalog>,
+    ) -> Rc<Shard> {
+        pool::install(id, config.pool_bytes, ends.pool);
+        // Connect every end at once: connecting waits for the peer to connect its end, so connecting
+        // one end after another would deadlock shards that pick different orders.
+        let senders: Vec<_> = ends
+            .mesh
+            .senders
+            .into_iter()
+            .map(|sender| glommio::spawn_local(async move { Some(sender?.connect().await) }))
+            .collect();
+        let receivers: Vec<_> = ends
+            .mesh
+            .receivers
+            .into_iter()
+            .flatten()
+            .map(|receiver| glommio::spawn_local(receiver.connect()))
+            .collect();
+        let mut connected_senders = Vec::with_capacity(senders.len());
+        for sender in senders {
+            connected_senders.push(sender.await);
+        }
+        let mut connected_receivers = Vec::with_capacity(receivers.len());
+        for receiver in receivers {
+            connected_receivers.push(receiver.await);
+        }
+        let (senders, receivers) = (connected_senders, connected_receivers);
+        let controller = (id == ShardId(0)).then(|| Controller {
+            store: CatalogStore::new(&config.data_dir),
+            lock: Semaphore::new(1),
+        });
+        let shard = Rc::new(Shard {
+            id,
+            config,
+            catalog: RefCell::new(Arc::new(Catalog::default())),
+            partitions: RefCell::new(HashMap::new()),
+            senders,
+            pending: RefCell::new(HashMap::new()),
+            next_call_id: Cell::new(0),
+            appended: Notify::default(),
+            stopped: Notify::default(),
+            is_stopped: Cell::new(false),
+            controller,
+        });
+        let started = Instant::now();
+        shard.remove_orphans(&catalog);
+        shard.apply_catalog(catalog);
+        info!(
+            "{id}: opened {} partitions in {} ms",
+            shard.partitions.borrow().len(),
+            started.elapsed().as_millis()
+        );
+        for receiver in receivers {
+            glommio::spawn_local(pump(shard.clone(), receiver)).detach();
+        }
+        glommio::spawn_local(retention_loop(shard.clone())).detach();
+        shard
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.config.shard_count
+    }
+
+    pub fn defaults(&self) -> &BrokerDefaults {
+        &self.config.defaults
+    }
+
+    /// The current catalog snapshot. Cheap: an `Arc` clone.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
+    }
+
+    /// The shard that owns a partition.
+    pub fn owner(&self, partition: &TopicPartition) -> ShardId {
+        shard_for(
+            &partition.topic,
+            partition.partition,
+            self.config.shard_count,
+        )
+    }
+
+    /// Sends a request to `target` and waits for its answer. A request for this shard takes the
+    /// direct path; the answer is the same either way.
+    pub async fn call(
+        self: &Rc<Self>,
+        target: ShardId,
+        request: ShardRequest,
+    ) -> Result<ShardResponse, MeshError> {
+        if target == self.id {
+            return Ok(Box::pin(self.clone().serve(request)).await);
+        }
+        let id = self.next_call_id.get();
+        self.next_call_id.set(id.wrapping_add(1));
+        let (reply_sender, reply_receiver) = local_channel::new_bounded(1);
+        self.pending.borrow_mut().insert(id, reply_sender);
+        let sender = self.senders[usize::from(target.0)]
+            .as_ref()
+            .expect("a sender to every other shard");
+        let envelope = Envelope {
+            id,
+            from: self.id,
+            body: Body::Request(request),
+        };
+        if sender.send(envelope).await.is_err() {
+            self.pending.borrow_mut().remove(&id);
+            return Err(MeshError::Closed);
+        }
+        reply_receiver.recv().await.ok_or(MeshError::Closed)
+    }
+
+    /// Waits until this shard has been told to stop and has closed its partitions.
+    pub async fn wait_stopped(&self) {
+        while !self.is_stopped.get() {
+            let generation = self.stopped.generation();
+            self.stopped.changed_since(generation).await;
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.is_stopped.get()
+    }
+
+    /// The single point where this shard's partitions change or are read for another shard.
+    pub async fn serve(self: Rc<Self>, request: ShardRequest) -> ShardResponse {
+        match request {
+            ShardRequest::Produce(parts) => ShardResponse::Produce(self.produce(parts)),
+            ShardRequest::Fetch(work) => ShardResponse::Fetch(self.fetch(work).await),
+            ShardRequest::WaitForData(work) => {
+                self.wait_for_data(work).await;
+                ShardResponse::WaitForData
+            }
+            ShardRequest::ListOffsets(queries) => {
+                ShardResponse::ListOffsets(self.list_offsets(queries))
+            }
+            ShardRequest::PartitionSizes => ShardResponse::PartitionSizes(self.partition_sizes()),
+            ShardRequest::Controller(operation) => {
+                ShardResponse::Controller(self.control(operation).await)
+            }
+            ShardRequest::ApplyCatalog(catalog) => {
+                self.apply_catalog(catalog);
+                ShardResponse::CatalogApplied
+            }
+            ShardRequest::Shutdown => {
+                self.shutdown();
+                ShardResponse::ShutdownDone
+            }
+        }
+    }
+
+    fn produce(&self, parts: Vec<ProducePart>) -> Vec<Result<AppendResult, PartitionError>> {
+        let now = now_ms();
+        let mut partitions = self.partitions.borrow_mut();
+        let results: Vec<_> = parts
+            .iter()
+            .map(|part| match partitions.get_mut(&part.partition) {
+                Some(partition) => partition.append(&part.records, now),
+                None => Err(PartitionError::UnknownTopicOrPartition),
+            })
+            .collect();
+        drop(partitions);
+        if results.iter().any(Result::is_ok) {
+            self.appended.notify_all();
+        }
+        results
+    }
+
+    async fn fetch(&self, work: FetchWork) -> Vec<Result<FetchedData, PartitionError>> {
+        // Pass one measures what each part will return, so one pool buffer can hold it all; the pool
+        // acquire may wait, and no partition borrow is held across it.
+        let plan = self.plan_fetch(&work);
+        let total: usize = plan
+            .iter()
+            .map(|slot| slot.as_ref().map_or(0, |planned| planned.length))
+            .sum();
+        let mut buffer = PoolBuf::acquire(total).await;
+        // Pass two copies. The log only grows at its end, so re-reading each part with its planned
+        // length returns the same whole batches (or an error if the partition went away meanwhile).
+        let partitions = self.partitions.borrow();
+        let mut copied = 0;
+        let mut ranges = Vec::with_capacity(plan.len());
+        for (part, planned) in work.parts.iter().zip(plan) {
+            let planned = match planned {
+                Ok(planned) => planned,
+                Err(error) => {
+                    ranges.push(Err(error));
+                    continue;
+                }
+            };
+            let read = match partitions.get(&part.partition) {
+                Some(partition) if planned.length == 0 => Ok((&[][..], partition)),
+                Some(partition) => partition
+                    .read(part.offset, planned.length)
+                    .map(|bytes| (bytes, partition)),
+                None => Err(PartitionError::UnknownTopicOrPartition),
+            };
+            ranges.push(read.map(|(bytes, partition)| {
+                let length = bytes.len().min(planned.length);
+                buffer[copied..copied + length].copy_from_slice(&bytes[..length]);
+                let range = copied..copied + length;
+                copied += length;
+                (
+                    range,
+                    partition.log().log_end_offset(),
+                    partition.log().log_start_offset(),
+                )
+            }));
+        }
+        drop(partitions);
+        buffer.truncate(copied);
+        let records = buffer.into_bytes();
+        ranges
+            .into_iter()
+            .map(|range| {
+                range.map(|(range, high_watermark, log_start_offset)| FetchedData {
+                    high_watermark,
+                    log_start_offset,
+                    records: records.slice(range),
+                })
+            })
+            .collect()
+    }
+
+    fn plan_fetch(&self, work: &FetchWork) -> Vec<Result<PlannedRead, PartitionError>> {
+        let partitions = self.partitions.borrow();
+        let mut budget = work.max_bytes;
+        let mut any_data = false;
+        work.parts
+            .iter()
+            .map(|part| {
+                let partition = partitions
+                    .get(&part.partition)
+                    .ok_or(PartitionError::UnknownTopicOrPartition)?;
+                let limit = part.max_bytes.min(budget);
+                let bytes = partition.read(part.offset, limit.max(1))?;
+                // Only the first partition with data may exceed the budget (KIP-74); later ones that
+                // would are left for the next fetch.
+                let length = if bytes.len() > limit && any_data {
+                    0
+                } else {
+                    bytes.len()
+                };
+                budget = budget.saturating_sub(length);
+                any_data |= length > 0;
+                Ok(PlannedRead { length })
+            })
+            .collect()
+    }
+
+    async fn wait_for_data(&self, work: WaitWork) {
+        let deadline =
+            Instant::now() + Duration::from_millis(work.timeout_ms.min(FETCH_WAIT_MS_MAX));
+        loop {
+            let generation = self.appended.generation();
+            if self.any_grew(&work.parts) || self.is_stopped.get() {
+                return;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            if left.is_zero() {
+                return;
+            }
+            futures_lite::future::or(
+                self.appended.changed_since(generation),
+                glommio::timer::sleep(left),
+            )
+            .await;
+        }
+    }
+
+    fn any_grew(&self, parts: &[(TopicPartition, i64)]) -> bool {
+        let partitions = self.partitions.borrow();
+        parts
+            .iter()
+            .any(|(partition, seen_end)| match partitions.get(partition) {
+                Some(partition) => partition.log().log_end_offset() > *seen_end,
+                // A partition that vanished (deleted topic) is a change the fetch must see.
+                None => true,
+            })
+    }
+
+    fn list_offsets(&self, queries: Vec<OffsetQuery>) -> Vec<Result<OffsetAnswer, PartitionError>> {
+        let partitions = self.partitions.borrow();
+        queries
+            .iter()
+            .map(|query| {
+                let partition = partitions
+                    .get(&query.partition)
+                    .ok_or(PartitionError::UnknownTopicOrPartition)?;
+                let log = partition.log();
+                let (offset, timestamp) = match query.timestamp {
+                    -2 => (log.log_start_offset(), -1),
+                    -1 => (log.log_end_offset(), -1),
+                    -3 => log
+                        .max_timestamp()
+                        .map_or((-1, -1), |(timestamp, offset)| (offset, timestamp)),
+                    target => log
+                        .offset_for_timestamp(target)
+                        .map_err(crate::partition::storage_error)?
+                        .unwrap_or((-1, -1)),
+                };
+                Ok(OffsetAnswer { offset, timestamp })
+            })
+            .collect()
+    }
+
+    fn partition_sizes(&self) -> Vec<(TopicPartition, u64)> {
+        let partitions = self.partitions.borrow();
+        partitions
+            .iter()
+            .map(|(name, partition)| (name.clone(), partition.log().size_bytes()))
+            .collect()
+    }
+
+    /// Opens the partitions this shard owns in `next` and deletes the ones it no longer has.
+    fn apply_catalog(&self, next: Arc<Catalog>) {
+        if next.version <= self.catalog.borrow().version {
+            return;
+        }
+        *self.catalog.borrow_mut() = next.clone();
+        let mut partitions = self.partitions.borrow_mut();
+        let stale: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(name, partition)| match next.topic(&name.topic) {
+                Some(topic) => topic.id != partition.topic_id || name.partition >= topic.partitions,
+                None => true,
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            let partition = partitions
+                .remove(&name)
+                .expect("stale partition is present");
+            info!("{}: deleting partition {name}", self.id);
+            if let Err(error) = partition.into_log().delete() {
+                error!("{}: could not delete partition {name}: {error}", self.id);
+            }
+        }
+        let now = now_ms();
+        for topic in next.topics.values() {
+            for index in 0..topic.partitions {
+                let name = TopicPartition {
+                    topic: topic.name.clone(),
+                    partition: index,
+                };
+                if self.owner(&name) != self.id || partitions.contains_key(&name) {
+                    continue;
+                }
+                match self.open_partition(topic, &name, now) {
+                    Ok(partition) => {
+                        partitions.insert(name, partition);
+                    }
+                    Err(error) => error!("{}: could not open partition {name}: {error}", self.id),
+                }
+            }
+        }
+    }
+
+    fn open_partition(
+        &self,
+        topic: &TopicInfo,
+        name: &TopicPartition,
+        now: i64,
+    ) -> Result<Partition, PartitionError> {
+        let dir = partition_dir(&self.config.data_dir, name);
+        let config = topic.config.log_config(&self.config.defaults);
+        Partition::open(&dir, topic.id, config, now)
+    }
+
+    /// Deletes partition directories this shard owns that the catalog no longer lists (a crash between
+    /// persisting a deletion and carrying it out leaves them behind).
+    fn remove_orphans(&self, catalog: &Catalog) {
+        let Ok(entries) = std::fs::read_dir(&self.config.data_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str() else {
+                continue;
+            };
+            let Some((topic, index)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Ok(index) = index.parse::<i32>() else {
+                continue;
+            };
+            if !catalog::valid_topic_name(topic) || !entry.path().is_dir() {
+                continue;
+            }
+            if shard_for(topic, index, self.config.shard_count) != self.id {
+                continue;
+            }
+            let listed = catalog
+                .topic(topic)
+                .is_some_and(|info| index < info.partitions);
+            if !listed {
+                warn!("{}: removing orphaned partition directory {name}", self.id);
+                if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+                    error!("{}: could not remove {name}: {error}", self.id);
+                }
+            }
+        }
+    }
+
+    fn shutdown(&self) {
+        let partitions: Vec<(TopicPartition, Partition)> =
+            self.partitions.borrow_mut().drain().collect();
+        for (name, partition) in partitions {
+            if let Err(error) = partition.into_log().close() {
+                error!("{}: closing {name} failed: {error}", self.id);
+            }
+        }
+        self.is_stopped.set(true);
+        self.stopped.notify_all();
+        // Wake parked fetches so their connections can answer and close.
+        self.appended.notify_all();
+        debug!("{}: stopped", self.id);
+    }
+
+    fn enforce_retention(&self) {
+        let now = now_ms();
+        let mut partitions = self.partitions.borrow_mut();
+        for (name, partition) in partitions.iter_mut() {
+            match partition.log_mut().enforce_retention(now) {
+                Ok(0) => {}
+                Ok(deleted) => info!(
+                    "{}: retention deleted {deleted} segments of {name}",
+                    self.id
+                ),
+                Err(error) => error!("{}: retention on {name} failed: {error}", self.id),
+            }
+        }
+    }
+}
+
+struct PlannedRead {
+    length: usize,
+}
+
+/// Drains one peer's channel: requests are served on their own task (so a slow one never blocks the
+/// channel, and the channels cannot deadlock), answers complete the matching pending call.
+async fn pump(shard: Rc<Shard>, receiver: ConnectedReceiver<Envelope>) {
+    while let Some(envelope) = receiver.recv().await {
+        match envelope.body {
+            Body::Request(request) => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let response = shard.clone().serve(request).await;
+                    let sender = shard.senders[usize::from(envelope.from.0)]
+                        .as_ref()
+                        .expect("a sender to every peer");
+                    let answer = Envelope {
+                        id: envelope.id,
+                        from: shard.id,
+                        body: Body::Response(response),
+                    };
+                    if sender.send(answer).await.is_err() {
+                        debug!(
+                            "{}: {} is gone; dropping an answer",
+                            shard.id, envelope.from
+                        );
+                    }
+                })
+                .detach();
+            }
+            Body::Response(response) => {
+                let waiter = shard.pending.borrow_mut().remove(&envelope.id);
+                match waiter {
+                    Some(waiter) => {
+                        // The waiter may have given up (its connection closed); then nobody listens.
+                        let _ = waiter.try_send(response);
+                    }
+                    None => warn!(
+                        "{}: answer {} from {} matches no call",
+                        shard.id, envelope.id, envelope.from
+                    ),
+                }
+            }
+        }
+    }
+}
+
+async fn retention_loop(shard: Rc<Shard>) {
+    while !shard.is_stopped() {
+        futures_lite::future::or(
+            glommio::timer::sleep(RETENTION_CHECK_INTERVAL),
+            shard.wait_stopped(),
+        )
+        .await;
+        if shard.is_stopped() {
+            return;
+        }
+        shard.enforce_retention();
+    }
+}
+
+impl Shard {
+    async fn control(self: &Rc<Self>, operation: ControllerOp) -> Vec<Result<(), ControllerError>> {
+        let controller = self
+            .controller
+            .as_ref()
+            .expect("controller operations go to shard 0");
+        let _permit = controller
+            .lock
+            .acquire_permit(1)
+            .await
+            .expect("the controller lock is never closed");
+        let current = self.catalog();
+        let (next, results) = plan_catalog_change(&current, operation, &self.config.defaults);
+        let Some(mut next) = next else { return results };
+        next.version = current.version + 1;
+        if let Err(error) = controller.store.save(&next) {
+            error!("could not persist the catalog: {error}");
+            return results
+                .into_iter()
+                .map(|_| Err(ControllerError::Storage(error.to_string())))
+                .collect();
+        }
+        let next = Arc::new(next);
+        for target in 0..self.config.shard_count {
+            let target = ShardId(target as u16);
+            if let Err(error) = self
+                .call(target, ShardRequest::ApplyCatalog(next.clone()))
+                .await
+            {
+                error!("could not apply the catalog on {target}: {error}");
+            }
+        }
+        results
+    }
+}
+
+/// Computes the catalog after `operation` (or `None` when nothing changes) and a result per item.
+fn plan_catalog_change(
+    current: &Catalog,
+    operation: ControllerOp,
+    defaults: &BrokerDefaults,
+) -> (Option<Catalog>, Vec<Result<(), ControllerError>>) {
+    let mut topics: BTreeMap<Arc<str>, Arc<TopicInfo>> = current.topics.clone();
+    let (results, validate_only): (Vec<_>, bool) = match operation {
+        ControllerOp::CreateTopics {
+            topics: requested,
+            validate_only,
+        } => {
+            let results = requested
+                .into_iter()
+                .map(|topic| create_topic(&mut topics, topic, defaults))
+                .collect();
+            (results, validate_only)
+        }
+        ControllerOp::DeleteTopics { names } => {
+            let results = names
+                .iter()
+                .map(|name| {
+                    topics
+                        .remove(name.as_str())
+                        .map(|_| ())
+                        .ok_or(ControllerError::UnknownTopic)
+                })
+                .collect();
+            (results, false)
+        }
+        ControllerOp::CreatePartitions {
+            topics: requested,
+            validate_only,
+        } => {
+            let results = requested
+                .into_iter()
+                .map(|(name, count)| add_partitions(&mut topics, &name, count))
+                .collect();
+            (results, validate_only)
+        }
+    };
+    let changed = !validate_only && results.iter().any(Result::is_ok);
+    let next = changed.then(|| Catalog {
+        version: current.version,
+        cluster_id: current.cluster_id.clone(),
+        topics,
+    });
+    (next, results)
+}
+
+fn create_topic(
+    topics: &mut BTreeMap<Arc<str>, Arc<TopicInfo>>,
+    topic: NewTopic,
+    defaults: &BrokerDefaults,
+) -> Result<(), ControllerError> {
+    if !catalog::valid_topic_name(&topic.name) {
+        return Err(ControllerError::InvalidTopic);
+    }
+    if topics.contains_key(topic.name.as_str()) {
+        return Err(ControllerError::TopicAlreadyExists);
+    }
+    let partitions = if topic.partitions == -1 {
+        defaults.partitions
+    } else {
+        topic.partitions
+    };
+    if !(1..=catalog::PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "number of partitions must be between 1 and {}, got {partitions}",
+            catalog::PARTITIONS_PER_TOPIC_MAX
+        )));
+    }
+    if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        return Err(ControllerError::InvalidReplicationFactor);
+    }
+    let name: Arc<str> = Arc::from(topic.name.as_str());
+    let info = TopicInfo {
+        name: name.clone(),
+        id: catalog::random_id(),
+        partitions,
+        config: topic.config,
+    };
+    topics.insert(name, Arc::new(info));
+    Ok(())
+}
+
+fn add_partitions(
+    topics: &mut BTreeMap<Arc<str>, Arc<TopicInfo>>,
+    name: &str,
+    count: i32,
+) -> Result<(), ControllerError> {
+    let topic = topics.get(name).ok_or(ControllerError::UnknownTopic)?;
+    if count <= topic.partitions {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "topic currently has {} partitions, which is higher than or equal to the requested {count}",
+            topic.partitions
+        )));
+    }
+    if count > catalog::PARTITIONS_PER_TOPIC_MAX {
+        return Err(ControllerError::InvalidPartitions(format!(
+            "at most {} partitions per topic",
+            catalog::PARTITIONS_PER_TOPIC_MAX
+        )));
+    }
+    let grown = TopicInfo {
+        partitions: count,
+        ..(**topic).clone()
+    };
+    topics.insert(grown.name.clone(), Arc::new(grown));
+    Ok(())
+}
+
+/// An event that tasks on one shard can wait for: a generation counter plus the wakers of its waiters.
+/// Waiters that give up (a timeout won the race) remove their waker when dropped, so an idle shard
+/// with many short polls does not accumulate wakers.
+#[derive(Default)]
+pub struct Notify {
+    generation: Cell<u64>,
+    next_key: Cell<u64>,
+    waiters: RefCell<BTreeMap<u64, Waker>>,
+}
+
+impl Notify {
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub fn notify_all(&self) {
+        self.generation.set(self.generation.get().wrapping_add(1));
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        for waker in waiters.into_values() {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once `notify_all` has run after `generation` was read.
+    pub fn changed_since(&self, generation: u64) -> Changed<'_> {
+        let key = self.next_key.get();
+        self.next_key.set(key.wrapping_add(1));
+        Changed {
+            notify: self,
+            generation,
+            key,
+        }
+    }
+}
+
+pub struct Changed<'a> {
+    notify: &'a Notify,
+    generation: u64,
+    key: u64,
+}
+
+impl Future for Changed<'_> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if self.notify.generation.get() != self.generation {
+            return Poll::Ready(());
+        }
+        self.notify
+            .waiters
+            .borrow_mut()
+            .insert(self.key, context.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.notify.waiters.borrow_mut().remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> BrokerDefaults {
+        BrokerDefaults {
+            partitions: 3,
+            segment_bytes: 4 << 20,
+            segment_ms: 604_800_000,
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            index_interval_bytes: 4096,
+            auto_create_topics: true,
+        }
+    }
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: -1,
+            config: Default::default(),
+        }
+    }
+
+    #[test]
+    fn catalog_changes_validate_each_item() {
+        let current = Catalog::default();
+        let operation = ControllerOp::CreateTopics {
+            topics: vec![
+                new_topic("a", -1),
+                new_topic("bad name", 1),
+                new_topic("b", 0),
+            ],
+            validate_only: false,
+        };
+        let (next, results) = plan_catalog_change(&current, operation, &defaults());
+        assert_eq!(results[0], Ok(()));
+        assert_eq!(results[1], Err(ControllerError::InvalidTopic));
+        assert!(matches!(
+            results[2],
+            Err(ControllerError::InvalidPartitions(_))
+        ));
+        let next = next.unwrap();
+        assert_eq!(next.topic("a").unwrap().partitions, 3);
+        let grow = ControllerOp::CreatePartitions {
+            topics: vec![("a".into(), 2), ("a".into(), 5)],
+            validate_only: false,
+        };
+        let (grown, results) = plan_catalog_change(&next, grow, &defaults());
+        assert!(results[0].is_err());
+        assert_eq!(results[1], Ok(()));
+        assert_eq!(grown.unwrap().topic("a").unwrap().partitions, 5);
+    }
+
+    #[test]
+    fn validate_only_changes_nothing() {
+        let operation = ControllerOp::CreateTopics {
+            topics: vec![new_topic("a", 1)],
+            validate_only: true,
+        };
+        let (next, results) = plan_catalog_change(&Catalog::default(), operation, &defaults());
+        assert_eq!(results, vec![Ok(())]);
+        assert!(next.is_none());
+    }
+
+    #[test]
+    fn notify_wakes_waiters_and_forgets_dropped_ones() {
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async {
+            let notify = Rc::new(Notify::default());
+            let generation = notify.generation();
+            let abandoned = futures_lite::future::or(
+                notify.changed_since(generation),
+                glommio::timer::sleep(Duration::from_millis(1)),
+            );
+            abandoned.await;
+            assert!(notify.waiters.borrow().is_empty());
+            let waiter = glommio::spawn_local({
+                let notify = notify.clone();
+                async move { notify.changed_since(generation).await }
+            });
+            glommio::executor().yield_task_queue_now().await;
+            notify.notify_all();
+            waiter.await;
+        });
+    }
+}
