@@ -1,0 +1,251 @@
+//! Every knob of the broker: parsed once from the command line, validated, then immutable.
+//!
+//! Owns: the command line (clap), core selection (`--cores`, `--core-mask`, or the CPUs the process may
+//! run on), defaults and their reasons. Never: reloading in place.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::limits;
+
+/// FluxMQ: a Kafka-compatible streaming broker, one pinned io_uring executor (shard) per core.
+///
+/// Point any Kafka client at `--listen`:`--port`. Each selected core runs one shard that owns a
+/// disjoint set of partitions. By default every CPU the process may run on gets a shard, so
+/// `taskset -c 2,3 fluxmq` and `numactl --cpunodebind=1 fluxmq` choose cores without any flag.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "fluxmq", version, about, long_about)]
+pub struct Config {
+    /// Address to listen on. Every shard binds it with SO_REUSEPORT and the kernel spreads
+    /// connections over the shards.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub listen: IpAddr,
+
+    /// Kafka port.
+    #[arg(long, default_value_t = 9092)]
+    pub port: u16,
+
+    /// Host name clients are told to connect to (Metadata, FindCoordinator). Defaults to the
+    /// --listen address, or to this machine's host name when listening on all addresses.
+    #[arg(long)]
+    pub advertised_host: Option<String>,
+
+    /// Directory for topic data and broker metadata. Created if missing.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// CPUs to run shards on, e.g. `0-3,6`: one shard per listed CPU. Default: every CPU this
+    /// process is allowed to run on (its affinity mask).
+    #[arg(long, conflicts_with = "core_mask")]
+    pub cores: Option<String>,
+
+    /// CPUs to run shards on as a hexadecimal mask, e.g. `0x4F` for CPUs 0-3 and 6.
+    #[arg(long)]
+    pub core_mask: Option<String>,
+
+    /// Log level or env_logger filter (error, warn, info, debug, trace; `fluxmq=debug`). The
+    /// FLUXMQ_LOG environment variable overrides it.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Size of each log segment file in bytes. Segments are preallocated (real disk blocks, so an
+    /// append can never fail for lack of space) and mmap'd, so every partition reserves this much
+    /// disk for its active segment. 64 MiB keeps a 100-partition broker's reservation at 6.4 GB
+    /// while rolling (create + preallocate + map) at most once per 64 MiB appended.
+    #[arg(long, default_value_t = limits::SEGMENT_BYTES_DEFAULT)]
+    pub segment_bytes: u64,
+
+    /// Partition count of auto-created topics and of CreateTopics requests that ask for the default.
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+
+    /// Create a topic when a client asks for an unknown one in Metadata or Produce (Kafka's
+    /// auto.create.topics.enable).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Consumer groups. Accepted for compatibility with the seed's command line; consumer-group
+    /// APIs are not served by this version yet, so it changes nothing today.
+    #[arg(long, default_value_t = false)]
+    pub enable_consumer_groups: bool,
+
+    /// Broker node id reported in Metadata.
+    #[arg(long, default_value_t = 0)]
+    pub node_id: i32,
+
+    /// Time-based retention default (retention.ms): 7 days, as in Kafka. -1 keeps data forever.
+    #[arg(long, default_value_t = 604_800_000, allow_negative_numbers = true)]
+    pub retention_ms: i64,
+
+    /// Largest record batch a producer may send (max.message.bytes), as in Kafka.
+    #[arg(long, default_value_t = 1_048_588)]
+    pub message_max_bytes: i64,
+
+    /// Buffer pool per shard in MiB: request frames and fetch replies in flight. When it is
+    /// exhausted, new reads wait (backpressure) instead of allocating more.
+    #[arg(long, default_value_t = limits::POOL_MIB_PER_SHARD_DEFAULT)]
+    pub pool_mib: usize,
+
+    /// Most concurrent client connections per shard; further connections wait to be accepted.
+    #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_DEFAULT)]
+    pub max_connections_per_shard: usize,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes < shards::catalog::SEGMENT_BYTES_MIN
+            || self.segment_bytes > i32::MAX as u64
+        {
+            return Err(format!(
+                "--segment-bytes must be between {} and {}",
+                shards::catalog::SEGMENT_BYTES_MIN,
+                i32::MAX
+            ));
+        }
+        if !(1..=shards::catalog::PARTITIONS_PER_TOPIC_MAX).contains(&self.default_partitions) {
+            return Err("--default-partitions must be at least 1".into());
+        }
+        if self.message_max_bytes < 1 || self.message_max_bytes as u64 > self.segment_bytes / 2 {
+            return Err(
+                "--message-max-bytes must be positive and at most half of --segment-bytes".into(),
+            );
+        }
+        if self.pool_mib * 1024 * 1024 < shards::pool::CLASS_BYTES_MAX * 4 {
+            return Err(format!(
+                "--pool-mib must be at least {}",
+                (shards::pool::CLASS_BYTES_MAX * 4) >> 20
+            ));
+        }
+        if self.max_connections_per_shard == 0 {
+            return Err("--max-connections-per-shard must be at least 1".into());
+        }
+        self.selected_cpus().map(|_| ())
+    }
+
+    /// The CPUs to run shards on, in ascending order, without duplicates.
+    pub fn selected_cpus(&self) -> Result<Vec<usize>, String> {
+        let allowed = allowed_cpus();
+        let selected = match (&self.cores, &self.core_mask) {
+            (Some(list), _) => parse_cpu_list(list)?,
+            (None, Some(mask)) => parse_cpu_mask(mask)?,
+            (None, None) => allowed.clone(),
+        };
+        if selected.is_empty() {
+            return Err("no CPU selected".into());
+        }
+        if let Some(cpu) = selected.iter().find(|cpu| !allowed.contains(cpu)) {
+            return Err(format!(
+                "CPU {cpu} is not in this process's affinity mask {allowed:?}"
+            ));
+        }
+        if selected.len() > limits::SHARDS_MAX {
+            return Err(format!("at most {} shards", limits::SHARDS_MAX));
+        }
+        Ok(selected)
+    }
+
+    /// The host clients are told to connect to.
+    pub fn advertised_host(&self) -> String {
+        if let Some(host) = &self.advertised_host {
+            return host.clone();
+        }
+        if !self.listen.is_unspecified() {
+            return self.listen.to_string();
+        }
+        hostname().unwrap_or_else(|| "localhost".into())
+    }
+}
+
+fn hostname() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // gethostname(2) NUL-terminates unless the name is truncated; we pass the longest legal size.
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if result != 0 {
+        return None;
+    }
+    let length = buffer.iter().position(|&byte| byte == 0)?;
+    String::from_utf8(buffer[..length].to_vec())
+        .ok()
+        .filter(|name| !name.is_empty())
+}
+
+/// The CPUs in this process's affinity mask (what `taskset` and `numactl` set).
+fn allowed_cpus() -> Vec<usize> {
+    let mut cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect();
+    cpus.sort_unstable();
+    cpus
+}
+
+/// Parses `0-3,6` into `[0, 1, 2, 3, 6]`.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for item in list
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let parse = |text: &str| {
+            text.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("bad CPU number {text:?} in --cores"))
+        };
+        let (first, last) = match item.split_once('-') {
+            Some((first, last)) => (parse(first)?, parse(last)?),
+            None => (parse(item)?, parse(item)?),
+        };
+        if first > last || last >= limits::CPU_ID_MAX {
+            return Err(format!("bad CPU range {item:?} in --cores"));
+        }
+        cpus.extend(first..=last);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Parses a hexadecimal mask like `0x4F` (bit n selects CPU n).
+pub fn parse_cpu_mask(mask: &str) -> Result<Vec<usize>, String> {
+    let digits = mask
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .replace([',', '_'], "");
+    if digits.is_empty() || digits.len() > limits::CPU_ID_MAX / 4 {
+        return Err(format!("bad --core-mask {mask:?}"));
+    }
+    let mut cpus = Vec::new();
+    for (position, digit) in digits.chars().rev().enumerate() {
+        let value = digit
+            .to_digit(16)
+            .ok_or_else(|| format!("bad --core-mask {mask:?}"))?;
+        for bit in 0..4 {
+            if value & (1 << bit) != 0 {
+                cpus.push(position * 4 + bit);
+            }
+        }
+    }
+    Ok(cpus)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_and_masks_parse() {
+        assert_eq!(parse_cpu_list("0-3,6").unwrap(), vec![0, 1, 2, 3, 6]);
+        assert_eq!(parse_cpu_list("2, 1,2").unwrap(), vec![1, 2]);
+        assert!(parse_cpu_list("3-1").is_err());
+        assert!(parse_cpu_list("x").is_err());
+        assert_eq!(parse_cpu_mask("0x4F").unwrap(), vec![0, 1, 2, 3, 6]);
+        assert_eq!(parse_cpu_mask("1,00000000").unwrap(), vec![32]);
+        assert!(parse_cpu_mask("0xZ").is_err());
+        assert!(parse_cpu_mask("").is_err());
+    }
+}

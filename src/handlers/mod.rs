@@ -1,0 +1,206 @@
+//! Request dispatch: one table of the APIs we serve, one file per API.
+//!
+//! Owns: the table {api key, advertised and served versions}, the decision for unknown keys and
+//! unsupported versions (what a Kafka broker does: close the connection, except ApiVersions, which
+//! answers UNSUPPORTED_VERSION with our ranges), the response header, and the broker-wide context
+//! handlers share. Never: partition state (handlers split work by owning shard and ask it).
+//!
+//! Handler shape (as Redpanda's): decode → split by shard → await → merge in request order → encode.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::Encodable;
+use log::{debug, error};
+use shards::shard::Shard;
+
+use crate::config::Config;
+use crate::protocol::api_key::ApiKey;
+use crate::protocol::header::{
+    decode_request_header, encode_response_header, peek_api, RequestHeader,
+};
+use crate::protocol::reader::{DecodeError, Reader};
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Send the response in the buffer.
+    Respond,
+    /// Send nothing (produce with acks=0).
+    NoResponse,
+    /// Close the connection (malformed or unsupported request, as Kafka does).
+    Close(String),
+}
+
+/// What every handler on a shard can see: the shard and how clients reach this broker.
+pub struct BrokerContext {
+    pub shard: Rc<Shard>,
+    pub node_id: i32,
+    pub advertised_host: String,
+    pub port: i32,
+}
+
+impl BrokerContext {
+    pub fn new(shard: Rc<Shard>, config: &Config) -> BrokerContext {
+        BrokerContext {
+            shard,
+            node_id: config.node_id,
+            advertised_host: config.advertised_host(),
+            port: i32::from(config.port),
+        }
+    }
+}
+
+/// One API we serve. `advertised_min` may be below `served_min`: Kafka 4 advertises Produce from v0
+/// because librdkafka enables features only when the advertised ranges overlap the versions it knows
+/// (KAFKA-18659), and rejects v0–2 when they arrive.
+pub struct ApiEntry {
+    pub key: ApiKey,
+    pub advertised_min: i16,
+    pub served_min: i16,
+    pub max: i16,
+}
+
+const fn entry(key: ApiKey, advertised_min: i16, served_min: i16, max: i16) -> ApiEntry {
+    ApiEntry {
+        key,
+        advertised_min,
+        served_min,
+        max,
+    }
+}
+
+/// Every API FluxMQ serves, with the versions Kafka 4.x serves.
+pub const APIS: &[ApiEntry] = &[
+    entry(ApiKey::Produce, 0, 3, 13),
+    entry(ApiKey::Fetch, 4, 4, 18),
+    entry(ApiKey::ListOffsets, 1, 1, 10),
+    entry(ApiKey::Metadata, 0, 0, 13),
+    entry(ApiKey::ApiVersions, 0, 0, 4),
+    entry(ApiKey::CreateTopics, 2, 2, 7),
+    entry(ApiKey::DeleteTopics, 1, 1, 6),
+    entry(ApiKey::DescribeConfigs, 1, 1, 4),
+    entry(ApiKey::CreatePartitions, 0, 0, 3),
+    entry(ApiKey::DescribeCluster, 0, 0, 2),
+];
+
+fn api_entry(key: i16) -> Option<&'static ApiEntry> {
+    APIS.iter().find(|entry| entry.key as i16 == key)
+}
+
+/// Handles one request frame, writing the response header and body into `out` (after the 4-byte size
+/// placeholder the connection already put there).
+pub async fn handle(context: &BrokerContext, frame: Bytes, out: &mut BytesMut) -> Outcome {
+    let (key, version, correlation_id) = match peek_api(&frame) {
+        Ok(api) => api,
+        Err(error) => return Outcome::Close(format!("unreadable request header: {error}")),
+    };
+    let Some(api) = api_entry(key) else {
+        return Outcome::Close(format!("unknown or unsupported API key {key}"));
+    };
+    if api.key == ApiKey::ApiVersions && !(api.served_min..=api.max).contains(&version) {
+        // KIP-511: answer in v0, the one version every client can read, with our ranges.
+        encode_response_header(out, correlation_id, false);
+        return api_versions::unsupported_version(out);
+    }
+    if !(api.served_min..=api.max).contains(&version) {
+        return Outcome::Close(format!("{:?} v{version} is not supported", api.key));
+    }
+    let flexible = api.key.request_is_flexible(version);
+    let (header, body) = match decode_request_header(&frame, flexible) {
+        Ok(decoded) => decoded,
+        Err(error) => return Outcome::Close(format!("bad {:?} request header: {error}", api.key)),
+    };
+    // ApiVersions responses always use header v0 (KIP-511); every other API's response header is
+    // flexible exactly when its request is.
+    let response_flexible = flexible && api.key != ApiKey::ApiVersions;
+    encode_response_header(out, correlation_id, response_flexible);
+    let mut reader = Reader::new(body);
+    let result = dispatch(context, api.key, &header, &mut reader, out).await;
+    match result {
+        Ok(outcome) => outcome,
+        Err(HandlerError::Decode(error)) => {
+            debug!(
+                "{}: closing on a malformed {:?} v{version}: {error}",
+                context.shard.id, api.key
+            );
+            Outcome::Close(format!("malformed {:?} v{version}: {error}", api.key))
+        }
+        Err(HandlerError::Encode(error)) => {
+            error!(
+                "{}: cannot encode {:?} v{version} response: {error}",
+                context.shard.id, api.key
+            );
+            Outcome::Close(format!("internal error encoding {:?} response", api.key))
+        }
+    }
+}
+
+async fn dispatch(
+    context: &BrokerContext,
+    key: ApiKey,
+    header: &RequestHeader,
+    reader: &mut Reader,
+    out: &mut BytesMut,
+) -> Result<Outcome, HandlerError> {
+    let version = header.api_version;
+    match key {
+        ApiKey::ApiVersions => api_versions::handle(reader, version, out),
+        ApiKey::Metadata => metadata::handle(context, reader, version, out).await,
+        ApiKey::Produce => produce::handle(context, reader, version, out).await,
+        ApiKey::Fetch => fetch::handle(context, reader, version, out).await,
+        ApiKey::ListOffsets => list_offsets::handle(context, reader, version, out).await,
+        ApiKey::CreateTopics => create_topics::handle(context, reader, version, out).await,
+        ApiKey::DeleteTopics => delete_topics::handle(context, reader, version, out).await,
+        ApiKey::CreatePartitions => create_partitions::handle(context, reader, version, out).await,
+        ApiKey::DescribeCluster => describe_cluster::handle(context, reader, version, out),
+        ApiKey::DescribeConfigs => describe_configs::handle(context, reader, version, out),
+        other => Ok(Outcome::Close(format!("{other:?} is not served"))),
+    }
+}
+
+/// Why a handler could not produce a response.
+#[derive(Debug)]
+pub enum HandlerError {
+    /// The request body is malformed: the connection is closed.
+    Decode(DecodeError),
+    /// We built a response the codec refuses for this version: a bug, logged loudly.
+    Encode(String),
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(error: DecodeError) -> Self {
+        HandlerError::Decode(error)
+    }
+}
+
+/// Encodes a response body for `version`.
+pub fn encode<T: Encodable>(
+    response: &T,
+    version: i16,
+    out: &mut BytesMut,
+) -> Result<Outcome, HandlerError> {
+    response
+        .encode(out, version)
+        .map_err(|error| HandlerError::Encode(error.to_string()))?;
+    Ok(Outcome::Respond)
+}
+
+/// A kafka-protocol string from ours.
+pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(text.to_string())
+}
+
+pub fn topic_name(text: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(str_bytes(text))
+}
