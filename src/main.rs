@@ -2,16 +2,8 @@
 //!
 //! Owns: argument parsing, logging setup, the process exit code. Never: request logic.
 
-mod boot;
-mod config;
-mod errors;
-mod handlers;
-mod limits;
-mod net;
-mod numa;
-mod protocol;
-
 use clap::Parser;
+use fluxmq::{boot, config};
 
 fn main() {
     abort_on_panic();
