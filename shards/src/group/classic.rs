@@ -558,7 +558,13 @@ impl ClassicGroup {
         if self.members.is_empty() {
             return true;
         }
-        if self.protocol_type.as_deref() != Some(protocol_type) {
+        // Members that joined in this rebalance set the type before the group records it.
+        let group_type = self
+            .members
+            .values()
+            .next()
+            .map(|member| member.protocol_type.as_str());
+        if group_type != Some(protocol_type) {
             return false;
         }
         let candidates = self.candidate_protocols();
