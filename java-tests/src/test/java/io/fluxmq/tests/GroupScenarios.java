@@ -227,7 +227,7 @@ abstract class GroupScenarios {
             waitUntil(Duration.ofSeconds(30), "two static members balanced", () -> balanced(List.of(steady, bouncing)));
             Set<Integer> before = new TreeSet<>(bouncing.assignment());
             int steadyCallbacks = steady.lines("A").size() + steady.lines("R").size();
-            bouncing.kill();
+            bounce(bouncing);
             GroupMemberProcess back = member("s2b", group, topic, "group.instance.id=instance-2");
             all.add(back);
             waitUntil(Duration.ofSeconds(30), "the returning static member owns partitions",
@@ -243,6 +243,11 @@ abstract class GroupScenarios {
                 member.close();
             }
         }
+    }
+
+    /** How a static member goes away before coming back: a crash by default. */
+    void bounce(GroupMemberProcess member) throws Exception {
+        member.kill();
     }
 
     /** AdminClient: list, describe, list offsets, alter offsets, delete offsets, delete the group. */
