@@ -719,7 +719,8 @@ impl ClassicGroup {
         for member_id in &gone {
             self.remove_member(member_id);
         }
-        self.pending_members.clear();
+        // Pending members (given an id, not yet back) stay pending: they join the next rebalance, or
+        // their own timer drops them.
         self.join_deadline = None;
         self.join_deadline_max = None;
         self.initial_delay = false;

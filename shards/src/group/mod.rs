@@ -878,6 +878,87 @@ pub async fn run_timers(shard: Rc<Shard>) {
 mod tests {
     use super::*;
 
+    fn commit_work(group_id: &str, offset: i64) -> CommitWork {
+        CommitWork {
+            group_id: group_id.to_string(),
+            generation_or_member_epoch: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![CommitOffset {
+                topic: Arc::from("t"),
+                partition: 0,
+                offset,
+                leader_epoch: -1,
+                metadata: Some(format!("m{offset}")),
+            }],
+        }
+    }
+
+    #[test]
+    fn groups_follow_the_hash_when_the_shard_count_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GroupConfig::default();
+        let single = Coordinator::load(ShardId(0), 1, dir.path().to_path_buf(), config.clone());
+        for index in 0..20 {
+            let result = single.commit(commit_work(&format!("group-{index}"), index));
+            assert!(result.unwrap().iter().all(Result::is_ok));
+        }
+        let shards: Vec<Coordinator> = (0..3)
+            .map(|shard| {
+                Coordinator::load(ShardId(shard), 3, dir.path().to_path_buf(), config.clone())
+            })
+            .collect();
+        for index in 0..20 {
+            let group_id = format!("group-{index}");
+            let owner = shard_for_group(&group_id, 3);
+            for (shard, coordinator) in shards.iter().enumerate() {
+                let present = coordinator.groups.borrow().contains_key(&group_id);
+                assert_eq!(
+                    present,
+                    ShardId(shard as u16) == owner,
+                    "{group_id} on shard {shard}"
+                );
+            }
+            let work = OffsetFetchWork {
+                group_id: group_id.clone(),
+                member_id: None,
+                member_epoch: -1,
+                partitions: None,
+            };
+            let fetched = shards[usize::from(owner.0)].fetch_offsets(work).unwrap();
+            assert_eq!(fetched.len(), 1);
+            assert_eq!(fetched[0].offset, index);
+            assert_eq!(
+                fetched[0].metadata.as_deref(),
+                Some(format!("m{index}").as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn deleted_groups_and_their_files_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = Coordinator::load(
+            ShardId(0),
+            1,
+            dir.path().to_path_buf(),
+            GroupConfig::default(),
+        );
+        coordinator.commit(commit_work("doomed", 1)).unwrap();
+        assert_eq!(coordinator.delete(vec!["doomed".into()]), vec![Ok(())]);
+        assert!(matches!(
+            coordinator.delete(vec!["doomed".into()])[0],
+            Err(GroupError::GroupIdNotFound(_))
+        ));
+        let reloaded = Coordinator::load(
+            ShardId(0),
+            1,
+            dir.path().to_path_buf(),
+            GroupConfig::default(),
+        );
+        assert!(reloaded.groups.borrow().is_empty());
+    }
+
     #[test]
     fn member_ids_are_unique_and_carry_the_client_id() {
         let first = new_member_id("consumer-1");
