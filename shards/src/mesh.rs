@@ -36,8 +36,9 @@ pub enum ShardRequest {
     Controller(ControllerOp),
     /// A new catalog snapshot: open the partitions this shard now owns, delete the removed ones.
     ApplyCatalog(Arc<Catalog>),
-    /// Consumer-group work for groups this shard owns (`router::shard_for_group`).
-    Group(GroupRequest),
+    /// Consumer-group work for groups this shard owns (`router::shard_for_group`). Boxed: group
+    /// requests are many times larger than the partition requests that dominate the mesh.
+    Group(Box<GroupRequest>),
     /// Close every partition cleanly and stop.
     Shutdown,
 }
@@ -52,7 +53,7 @@ pub enum ShardResponse {
     PartitionSizes(Vec<(TopicPartition, u64)>),
     Controller(Vec<Result<(), ControllerError>>),
     CatalogApplied,
-    Group(GroupResponse),
+    Group(Box<GroupResponse>),
     ShutdownDone,
 }
 

@@ -28,10 +28,10 @@ pub async fn call_shard(
 ) -> Result<GroupResponse, GroupError> {
     match context
         .shard
-        .call(owner, ShardRequest::Group(request))
+        .call(owner, ShardRequest::Group(Box::new(request)))
         .await
     {
-        Ok(ShardResponse::Group(response)) => Ok(response),
+        Ok(ShardResponse::Group(response)) => Ok(*response),
         Ok(other) => unreachable!("a group request answered {other:?}"),
         Err(error) => Err(GroupError::CoordinatorNotAvailable(error.to_string())),
     }
