@@ -284,6 +284,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn consumer_groups_are_on_by_default_and_the_bare_flag_means_on() {
+        let parse = |args: &[&str]| Config::try_parse_from(args).unwrap().enable_consumer_groups;
+        assert!(parse(&["fluxmq"]));
+        assert!(parse(&["fluxmq", "--enable-consumer-groups"]));
+        assert!(parse(&[
+            "fluxmq",
+            "--enable-consumer-groups",
+            "--port",
+            "9093"
+        ]));
+        assert!(!parse(&["fluxmq", "--enable-consumer-groups", "false"]));
+    }
+
+    #[test]
     fn cpu_lists_and_masks_parse() {
         assert_eq!(parse_cpu_list("0-3,6").unwrap(), vec![0, 1, 2, 3, 6]);
         assert_eq!(parse_cpu_list("2, 1,2").unwrap(), vec![1, 2]);

@@ -481,3 +481,36 @@ fn committed_offsets_survive_restart_and_kill9() {
         -1
     );
 }
+
+#[test]
+fn disabled_groups_are_neither_advertised_nor_served() {
+    use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
+    let broker = Broker::start(BrokerOpts {
+        extra_args: vec!["--enable-consumer-groups".into(), "false".into()],
+        ..BrokerOpts::default()
+    });
+    let mut client = broker.client();
+    let versions = client.send(&ApiVersionsRequest::default(), 3);
+    let keys: Vec<i16> = versions.api_keys.iter().map(|api| api.api_key).collect();
+    assert!(!keys.contains(&11), "JoinGroup advertised: {keys:?}");
+    assert!(
+        !keys.contains(&68),
+        "ConsumerGroupHeartbeat advertised: {keys:?}"
+    );
+    assert!(
+        keys.contains(&10),
+        "FindCoordinator stays (transactions use it)"
+    );
+    let response = client.send(&FindCoordinatorRequest::default().with_key(sb("g")), 3);
+    assert_eq!(
+        response.error_code, 15,
+        "COORDINATOR_NOT_AVAILABLE for groups"
+    );
+    // A group request is refused the way Kafka refuses an API it does not serve: the connection closes.
+    let (_, frame) = client.encode_request(&join_request("g", "", None), 9);
+    client.write_frame(&frame).unwrap();
+    assert!(matches!(
+        client.read_outcome(Duration::from_secs(5)),
+        RawOutcome::Closed
+    ));
+}

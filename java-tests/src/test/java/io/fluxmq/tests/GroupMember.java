@@ -30,7 +30,7 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * line per event on stdout: {@code S <partitions>} whenever its assignment changes, {@code R}/{@code A}
  * for revoke/assign callbacks, {@code C <partition> <offset> <value>} for every record whose offset
  * commit succeeded, {@code F <error>} for a failed commit (the batch is re-read: the positions go
- * back), and {@code X} after a clean close. A record is counted as consumed only once its commit
+ * back), {@code J} just before it subscribes (the start of rebalance timings), and {@code X} after a clean close. A record is counted as consumed only once its commit
  * succeeded, which is what "consumed and committed exactly once" means for the tests.
  */
 public final class GroupMember {
@@ -63,6 +63,8 @@ public final class GroupMember {
         watcher.setDaemon(true);
         watcher.start();
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(config)) {
+            // The JVM is up and the consumer built: rebalance timings start here.
+            emit("J");
             consumer.subscribe(List.of(topic), new ConsumerRebalanceListener() {
                 @Override
                 public void onPartitionsRevoked(Collection<TopicPartition> partitions) {

@@ -109,6 +109,20 @@ final class GroupMemberProcess implements AutoCloseable {
                 .collect(Collectors.toList());
     }
 
+    /** When the member printed {@code J} (about to subscribe), waiting for it up to 30 s. */
+    long subscribedNanos() throws InterruptedException {
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            for (Event event : events()) {
+                if (event.line().equals("J")) {
+                    return event.nanos();
+                }
+            }
+            Thread.sleep(5);
+        }
+        throw new AssertionError(name + " never subscribed");
+    }
+
     boolean isAlive() {
         return process.isAlive();
     }
