@@ -245,6 +245,56 @@ abstract class GroupScenarios {
         }
     }
 
+    /** Incremental rebalancing (cooperative-sticky for classic members; KIP-848 is incremental by design,
+     * with the server's sticky uniform assignor): a joining member takes partitions without the others
+     * giving up the ones they keep; nothing they keep is ever revoked. */
+    @Test
+    void joiningMemberMovesOnlyThePartitionsItTakes() throws Exception {
+        String topic = "sticky-" + protocol();
+        String group = "sticky-group-" + protocol();
+        createTopic(topic);
+        String[] assignor = stickyProperties();
+        List<GroupMemberProcess> all = new ArrayList<>();
+        try {
+            GroupMemberProcess first = member("c1", group, topic, assignor);
+            GroupMemberProcess second = member("c2", group, topic, assignor);
+            all.add(first);
+            all.add(second);
+            waitUntil(Duration.ofSeconds(30), "two members balanced", () -> balanced(List.of(first, second)));
+            Set<Integer> firstBefore = new TreeSet<>(first.assignment());
+            Set<Integer> secondBefore = new TreeSet<>(second.assignment());
+            int firstRevocations = first.lines("R").size();
+            int secondRevocations = second.lines("R").size();
+            GroupMemberProcess third = member("c3", group, topic, assignor);
+            all.add(third);
+            waitUntil(Duration.ofSeconds(30), "three members balanced", () -> balanced(List.of(first, second, third)));
+            assertTrue(firstBefore.containsAll(first.assignment()), "c1 gained partitions it did not own");
+            assertTrue(secondBefore.containsAll(second.assignment()), "c2 gained partitions it did not own");
+            // Each revocation callback after the join names only partitions that moved to the new member.
+            for (GroupMemberProcess member : List.of(first, second)) {
+                int since = member == first ? firstRevocations : secondRevocations;
+                List<String> revocations = member.lines("R");
+                for (String line : revocations.subList(since, revocations.size())) {
+                    String list = line.length() > 2 ? line.substring(2) : "";
+                    for (String partition : list.isEmpty() ? new String[0] : list.split(",")) {
+                        assertTrue(third.assignment().contains(Integer.parseInt(partition)),
+                                member.name + " revoked partition " + partition + " that did not move: " + revocations);
+                    }
+                }
+            }
+            assertEquals(PARTITIONS, first.assignment().size() + second.assignment().size() + third.assignment().size());
+        } finally {
+            for (GroupMemberProcess member : all) {
+                member.close();
+            }
+        }
+    }
+
+    /** Member properties that make rebalances incremental (none needed for KIP-848). */
+    String[] stickyProperties() {
+        return new String[0];
+    }
+
     /** How a static member goes away before coming back: a crash by default. */
     void bounce(GroupMemberProcess member) throws Exception {
         member.kill();
