@@ -7,16 +7,25 @@
 //!
 //! Handler shape (as Redpanda's): decode → split by shard → await → merge in request order → encode.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
+mod find_coordinator;
+mod init_producer_id;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod produce;
+mod txn_coordinator;
 
 use std::rc::Rc;
 
@@ -92,6 +101,14 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeConfigs, 1, 1, 4),
     entry(ApiKey::CreatePartitions, 0, 0, 3),
     entry(ApiKey::DescribeCluster, 0, 0, 2),
+    entry(ApiKey::FindCoordinator, 0, 0, 6),
+    entry(ApiKey::InitProducerId, 0, 0, 5),
+    entry(ApiKey::AddPartitionsToTxn, 0, 0, 5),
+    entry(ApiKey::AddOffsetsToTxn, 0, 0, 4),
+    entry(ApiKey::EndTxn, 0, 0, 5),
+    entry(ApiKey::DescribeProducers, 0, 0, 0),
+    entry(ApiKey::DescribeTransactions, 0, 0, 0),
+    entry(ApiKey::ListTransactions, 0, 0, 1),
 ];
 
 fn api_entry(key: i16) -> Option<&'static ApiEntry> {
@@ -165,6 +182,20 @@ async fn dispatch(
         ApiKey::CreatePartitions => create_partitions::handle(context, reader, version, out).await,
         ApiKey::DescribeCluster => describe_cluster::handle(context, reader, version, out),
         ApiKey::DescribeConfigs => describe_configs::handle(context, reader, version, out),
+        ApiKey::FindCoordinator => find_coordinator::handle(context, reader, version, out),
+        ApiKey::InitProducerId => init_producer_id::handle(context, reader, version, out).await,
+        ApiKey::AddPartitionsToTxn => {
+            add_partitions_to_txn::handle(context, reader, version, out).await
+        }
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(context, reader, version, out).await,
+        ApiKey::EndTxn => end_txn::handle(context, reader, version, out).await,
+        ApiKey::DescribeProducers => {
+            describe_producers::handle(context, reader, version, out).await
+        }
+        ApiKey::DescribeTransactions => {
+            describe_transactions::handle(context, reader, version, out).await
+        }
+        ApiKey::ListTransactions => list_transactions::handle(context, reader, version, out).await,
         other => Ok(Outcome::Close(format!("{other:?} is not served"))),
     }
 }
