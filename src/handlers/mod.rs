@@ -65,7 +65,7 @@ impl BrokerContext {
             shard,
             node_id: config.node_id,
             advertised_host: config.advertised_host(),
-            port: i32::from(config.port),
+            port: i32::from(config.advertised_port.unwrap_or(config.port)),
         }
     }
 }
