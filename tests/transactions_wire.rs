@@ -11,7 +11,9 @@ use common::*;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
-use kafka_protocol::messages::describe_producers_request::{DescribeProducersRequest, TopicRequest};
+use kafka_protocol::messages::describe_producers_request::{
+    DescribeProducersRequest, TopicRequest,
+};
 use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::fetch_response::FetchResponse;
@@ -95,6 +97,9 @@ impl Producer {
     }
 }
 
+/// (high watermark, last stable offset, data record count, aborted transactions).
+type Isolated = (i64, i64, usize, Option<Vec<(i64, i64)>>);
+
 /// One read_committed (or read_uncommitted) fetch of partition 0 from `offset`: (high watermark,
 /// last stable offset, data record count, aborted transactions as (producer id, first offset)).
 fn fetch_isolated(
@@ -102,7 +107,7 @@ fn fetch_isolated(
     topic: &TopicInfo,
     offset: i64,
     isolation_level: i8,
-) -> (i64, i64, usize, Option<Vec<(i64, i64)>>) {
+) -> Isolated {
     let params = FetchParams {
         isolation_level,
         ..FetchParams::default()
@@ -111,7 +116,11 @@ fn fetch_isolated(
     let response: FetchResponse = client.send(&request, 12);
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, NONE, "fetch error");
-    let records = partition.records.as_ref().map(|r| r.to_vec()).unwrap_or_default();
+    let records = partition
+        .records
+        .as_ref()
+        .map(|r| r.to_vec())
+        .unwrap_or_default();
     let (batches, _) = parse_batches(&records).expect("parsable records");
     // Data records only: the control batches (markers) are not the client's records.
     let count = batches
@@ -144,11 +153,20 @@ fn read_committed_stops_at_the_lso_and_reports_aborts() {
     let broker = Broker::start(BrokerOpts::default());
     let (mut client, topic) = setup(&broker, "lso");
     let mut producer = Producer::init(&mut client, "lso-tx", 60_000);
-    assert_eq!(producer.add_partitions(&mut client, "lso", &[0]), vec![NONE]);
+    assert_eq!(
+        producer.add_partitions(&mut client, "lso", &[0]),
+        vec![NONE]
+    );
     let batch = producer.batch(3, "aborted");
-    assert_eq!(produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code, NONE);
+    assert_eq!(
+        produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code,
+        NONE
+    );
     // Open transaction: nothing is stable yet.
-    assert_eq!(fetch_isolated(&mut client, &topic, 0, READ_COMMITTED), (3, 0, 0, Some(vec![])));
+    assert_eq!(
+        fetch_isolated(&mut client, &topic, 0, READ_COMMITTED),
+        (3, 0, 0, Some(vec![]))
+    );
     let (high_watermark, _, uncommitted, aborted) = fetch_isolated(&mut client, &topic, 0, 0);
     assert_eq!((high_watermark, uncommitted, aborted), (3, 3, None));
     assert_eq!(producer.end(&mut client, false), NONE);
@@ -159,12 +177,24 @@ fn read_committed_stops_at_the_lso_and_reports_aborts() {
         (4, 4, 3, expected_abort)
     );
     // A second transaction, committed: no abort overlaps it.
-    assert_eq!(producer.add_partitions(&mut client, "lso", &[0]), vec![NONE]);
+    assert_eq!(
+        producer.add_partitions(&mut client, "lso", &[0]),
+        vec![NONE]
+    );
     let batch = producer.batch(2, "committed");
-    assert_eq!(produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].base_offset, 4);
-    assert_eq!(fetch_isolated(&mut client, &topic, 4, READ_COMMITTED), (6, 4, 0, Some(vec![])));
+    assert_eq!(
+        produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].base_offset,
+        4
+    );
+    assert_eq!(
+        fetch_isolated(&mut client, &topic, 4, READ_COMMITTED),
+        (6, 4, 0, Some(vec![]))
+    );
     assert_eq!(producer.end(&mut client, true), NONE);
-    assert_eq!(fetch_isolated(&mut client, &topic, 4, READ_COMMITTED), (7, 7, 2, Some(vec![])));
+    assert_eq!(
+        fetch_isolated(&mut client, &topic, 4, READ_COMMITTED),
+        (7, 7, 2, Some(vec![]))
+    );
     // EndTxn with no open transaction is refused; a retried commit is not.
     assert_eq!(producer.end(&mut client, false), INVALID_TXN_STATE);
     assert_eq!(producer.end(&mut client, true), NONE);
@@ -175,9 +205,15 @@ fn an_expired_transaction_is_aborted_and_its_producer_fenced() {
     let broker = Broker::start(BrokerOpts::default());
     let (mut client, topic) = setup(&broker, "expiry");
     let mut producer = Producer::init(&mut client, "expiry-tx", 500);
-    assert_eq!(producer.add_partitions(&mut client, "expiry", &[0]), vec![NONE]);
+    assert_eq!(
+        producer.add_partitions(&mut client, "expiry", &[0]),
+        vec![NONE]
+    );
     let batch = producer.batch(2, "late");
-    assert_eq!(produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code, NONE);
+    assert_eq!(
+        produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code,
+        NONE
+    );
     std::thread::sleep(Duration::from_millis(1_500));
     let (high_watermark, stable, count, aborted) =
         fetch_isolated(&mut client, &topic, 0, READ_COMMITTED);
@@ -191,9 +227,15 @@ fn an_open_transaction_survives_a_restart() {
     let mut broker = Broker::start(BrokerOpts::default());
     let (mut client, topic) = setup(&broker, "durable");
     let mut producer = Producer::init(&mut client, "durable-tx", 60_000);
-    assert_eq!(producer.add_partitions(&mut client, "durable", &[0]), vec![NONE]);
+    assert_eq!(
+        producer.add_partitions(&mut client, "durable", &[0]),
+        vec![NONE]
+    );
     let batch = producer.batch(4, "kept");
-    assert_eq!(produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code, NONE);
+    assert_eq!(
+        produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code,
+        NONE
+    );
     drop(client);
     broker.kill9();
     let restarted = broker.restart_same_dir();
@@ -202,7 +244,10 @@ fn an_open_transaction_survives_a_restart() {
     // The open transaction still holds the LSO back, and its producer can still commit it.
     assert_eq!(fetch_isolated(&mut client, &topic, 0, READ_COMMITTED).1, 0);
     assert_eq!(producer.end(&mut client, true), NONE);
-    assert_eq!(fetch_isolated(&mut client, &topic, 0, READ_COMMITTED), (5, 5, 4, Some(vec![])));
+    assert_eq!(
+        fetch_isolated(&mut client, &topic, 0, READ_COMMITTED),
+        (5, 5, 4, Some(vec![]))
+    );
 }
 
 #[test]
@@ -210,9 +255,15 @@ fn operators_can_see_open_transactions_and_producers() {
     let broker = Broker::start(BrokerOpts::default());
     let (mut client, topic) = setup(&broker, "ops");
     let mut producer = Producer::init(&mut client, "ops-tx", 60_000);
-    assert_eq!(producer.add_partitions(&mut client, "ops", &[0]), vec![NONE]);
+    assert_eq!(
+        producer.add_partitions(&mut client, "ops", &[0]),
+        vec![NONE]
+    );
     let batch = producer.batch(2, "open");
-    assert_eq!(produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code, NONE);
+    assert_eq!(
+        produce(&mut client, 9, &topic, -1, &[(0, batch)])[0].error_code,
+        NONE
+    );
 
     let mut describe = DescribeTransactionsRequest::default();
     describe.transactional_ids = vec![TransactionalId(sb("ops-tx")), TransactionalId(sb("nope"))];
