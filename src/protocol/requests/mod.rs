@@ -25,6 +25,7 @@ pub mod list_offsets;
 pub mod list_transactions;
 pub mod metadata;
 pub mod produce;
+pub mod txn_offset_commit;
 
 use bytes::Bytes;
 
