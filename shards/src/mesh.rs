@@ -174,6 +174,16 @@ pub struct ProducerInfo {
     pub current_txn_start_offset: i64,
 }
 
+/// An offset a transaction commits for a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOffset {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
 /// Requests a transaction coordinator serves, one transactional id each (Describe and List span all
 /// the ids a coordinator owns).
 #[derive(Debug)]
@@ -199,6 +209,15 @@ pub enum TxnRequest {
         producer_epoch: i16,
         group_id: String,
     },
+    /// TxnOffsetCommit: offsets the transaction commits for a group, visible to the group only once
+    /// the transaction commits.
+    OffsetCommit {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: String,
+        offsets: Vec<PendingOffset>,
+    },
     EndTxn {
         transactional_id: String,
         producer_id: i64,
@@ -221,6 +240,8 @@ pub enum TxnResponse {
     InitProducerId(Result<(i64, i16), TxnError>),
     /// Results in the request's partition order.
     AddPartitions(Vec<Result<(), TxnError>>),
+    /// Results in the request's offset order.
+    OffsetCommit(Vec<Result<(), TxnError>>),
     Done(Result<(), TxnError>),
     Describe(Vec<TxnDescription>),
     List(Vec<TxnListing>),

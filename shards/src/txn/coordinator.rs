@@ -14,6 +14,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::mesh::PendingOffset;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -119,6 +121,19 @@ pub async fn serve(shard: &Rc<Shard>, request: TxnRequest) -> TxnResponse {
             (producer_id, producer_epoch),
             group_id,
         )),
+        TxnRequest::OffsetCommit {
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            group_id,
+            offsets,
+        } => TxnResponse::OffsetCommit(offset_commit(
+            shard,
+            &transactional_id,
+            (producer_id, producer_epoch),
+            &group_id,
+            offsets,
+        )),
         TxnRequest::EndTxn {
             transactional_id,
             producer_id,
@@ -190,7 +205,7 @@ async fn init_producer_id(
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
-                groups: BTreeSet::new(),
+                groups: BTreeMap::new(),
                 start_ms: -1,
                 version: previous.unwrap_or(0),
                 busy: false,
@@ -344,11 +359,43 @@ fn add_offsets(
     check_open(table.entries.get(id), producer)?;
     let metadata = table.entries.get_mut(id).expect("checked above");
     let mut changed = open(shard, metadata);
-    changed |= metadata.groups.insert(group_id);
+    if !metadata.groups.contains_key(&group_id) {
+        metadata.groups.insert(group_id, BTreeMap::new());
+        changed = true;
+    }
     if changed {
         table.persist(id)?;
     }
     Ok(())
+}
+
+/// TxnOffsetCommit: keeps the offsets with the open transaction (durably, in the state file) until
+/// EndTxn hands them to the group (commit) or drops them (abort). The group must have been added
+/// with AddOffsetsToTxn, as Kafka's clients always do first.
+fn offset_commit(
+    shard: &Shard,
+    id: &str,
+    producer: (i64, i16),
+    group_id: &str,
+    offsets: Vec<PendingOffset>,
+) -> Vec<Result<(), TxnError>> {
+    let mut table = shard.txn().table.borrow_mut();
+    let all = |result: Result<(), TxnError>| offsets.iter().map(|_| result.clone()).collect();
+    if let Err(error) = check_open(table.entries.get(id), producer) {
+        return all(Err(error));
+    }
+    let metadata = table.entries.get_mut(id).expect("checked above");
+    let pending = match metadata.state {
+        TxnState::Ongoing => metadata.groups.get_mut(group_id),
+        _ => None,
+    };
+    let Some(pending) = pending else {
+        return all(Err(TxnError::InvalidTxnState));
+    };
+    for offset in &offsets {
+        pending.insert((offset.topic.clone(), offset.partition), offset.clone());
+    }
+    all(table.persist(id))
 }
 
 async fn end_txn(

@@ -12,7 +12,8 @@
 //!
 //! ```text
 //! <version> <transactional id, hex> <producer id> <epoch> <timeout ms> <state> <start ms>
-//!     <partition count> (<topic> <partition>)... <group count> (<group id, hex>)...
+//!     <partition count> (<topic> <partition>)... <group count> (<group id, hex> <offset count>
+//!     (<topic> <partition> <offset> <leader epoch> <metadata, hex, or ~ for null>)...)...
 //! ```
 //!
 //! Durability matches produce: a line is written (page cache) before the change is acknowledged, so
@@ -20,7 +21,7 @@
 
 pub mod coordinator;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use log::warn;
 
-use crate::mesh::{TxnError, TxnSummary};
+use crate::mesh::{PendingOffset, TxnError, TxnSummary};
 use crate::router::shard_for_transactional_id;
 use crate::{ShardId, TopicPartition};
 
@@ -91,7 +92,9 @@ pub struct TxnMetadata {
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TopicPartition>,
-    pub groups: BTreeSet<String>,
+    /// Groups added by AddOffsetsToTxn, each with the offsets TxnOffsetCommit gave it so far (by
+    /// partition); they reach the group when the transaction commits.
+    pub groups: BTreeMap<String, BTreeMap<(Arc<str>, i32), PendingOffset>>,
     /// When the open transaction began (broker clock), -1 when none is open.
     pub start_ms: i64,
     /// Incremented with every persisted change.
@@ -238,8 +241,19 @@ fn format_line(id: &str, metadata: &TxnMetadata) -> String {
         let _ = write!(line, " {} {}", partition.topic, partition.partition);
     }
     let _ = write!(line, " {}", metadata.groups.len());
-    for group in &metadata.groups {
-        let _ = write!(line, " {}", hex(group));
+    for (group, offsets) in &metadata.groups {
+        let _ = write!(line, " {} {}", hex(group), offsets.len());
+        for pending in offsets.values() {
+            let _ = write!(
+                line,
+                " {} {} {} {} {}",
+                pending.topic,
+                pending.partition,
+                pending.offset,
+                pending.leader_epoch,
+                pending.metadata.as_deref().map_or("~".into(), hex)
+            );
+        }
     }
     line.push('\n');
     line
@@ -262,9 +276,30 @@ fn parse_line(line: &str) -> Option<(String, TxnMetadata)> {
         partitions.insert(TopicPartition { topic, partition });
     }
     let group_count: usize = fields.next()?.parse().ok()?;
-    let mut groups = BTreeSet::new();
+    let mut groups = BTreeMap::new();
     for _ in 0..group_count {
-        groups.insert(unhex(fields.next()?)?);
+        let group = unhex(fields.next()?)?;
+        let offset_count: usize = fields.next()?.parse().ok()?;
+        let mut offsets = BTreeMap::new();
+        for _ in 0..offset_count {
+            let topic: Arc<str> = Arc::from(fields.next()?);
+            let partition: i32 = fields.next()?.parse().ok()?;
+            let offset = fields.next()?.parse().ok()?;
+            let leader_epoch = fields.next()?.parse().ok()?;
+            let metadata = match fields.next()? {
+                "~" => None,
+                text => Some(unhex(text)?),
+            };
+            let pending = PendingOffset {
+                topic: topic.clone(),
+                partition,
+                offset,
+                leader_epoch,
+                metadata,
+            };
+            offsets.insert((topic, partition), pending);
+        }
+        groups.insert(group, offsets);
     }
     if fields.next().is_some() {
         return None;
@@ -366,7 +401,21 @@ mod tests {
                 partition: 2,
             }]
             .into(),
-            groups: ["group one\n".to_string()].into(),
+            groups: [(
+                "group one\n".to_string(),
+                [(
+                    (Arc::from("orders"), 2),
+                    PendingOffset {
+                        topic: Arc::from("orders"),
+                        partition: 2,
+                        offset: 41,
+                        leader_epoch: -1,
+                        metadata: Some("m d".into()),
+                    },
+                )]
+                .into(),
+            )]
+            .into(),
             start_ms: 77,
             version: 0,
             busy: false,
@@ -410,7 +459,8 @@ mod tests {
     fn torn_lines_are_skipped() {
         assert!(parse_line("3 6162 1 0 100 Ongoing 5 1 t").is_none());
         assert!(parse_line("3 6162 1 0 100 Bogus 5 0 0").is_none());
-        let (id, parsed) = parse_line("3 6162 1 0 100 Ongoing 5 1 t 0 0").unwrap();
+        let (id, parsed) = parse_line("3 6162 1 0 100 Ongoing 5 1 t 0 1 67 1 t 0 9 -1 ~").unwrap();
+        assert_eq!(parsed.groups["g"].len(), 1);
         assert_eq!(id, "ab");
         assert_eq!(parsed.partitions.len(), 1);
     }
