@@ -359,8 +359,8 @@ fn add_offsets(
     check_open(table.entries.get(id), producer)?;
     let metadata = table.entries.get_mut(id).expect("checked above");
     let mut changed = open(shard, metadata);
-    if !metadata.groups.contains_key(&group_id) {
-        metadata.groups.insert(group_id, BTreeMap::new());
+    if let std::collections::btree_map::Entry::Vacant(entry) = metadata.groups.entry(group_id) {
+        entry.insert(BTreeMap::new());
         changed = true;
     }
     if changed {
