@@ -300,3 +300,57 @@ fn operators_can_see_open_transactions_and_producers() {
     assert_eq!(active.current_txn_start_offset, 0);
     assert_eq!(topic.name, "ops");
 }
+
+/// Produce naming the transactional id, as clients do, so the broker verifies it with the
+/// coordinator; returns the partition's error code.
+fn produce_transactional(
+    client: &mut Client,
+    topic: &TopicInfo,
+    producer: &mut Producer,
+    label: &str,
+) -> i16 {
+    let batch = producer.batch(1, label);
+    let mut request = produce_request(topic, 9, -1, &[(0, batch)]);
+    request.transactional_id = Some(TransactionalId(sb(&producer.transactional_id)));
+    let response = client.send(&request, 9);
+    response.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn transactional_writes_are_verified_with_the_coordinator() {
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    let broker = Broker::start(BrokerOpts::default());
+    let (mut client, topic) = setup(&broker, "verified");
+    let mut producer = Producer::init(&mut client, "verified-tx", 60_000);
+    // Not added to the transaction: refused, nothing written, no transaction left open.
+    assert_eq!(
+        produce_transactional(&mut client, &topic, &mut producer, "early"),
+        INVALID_TXN_STATE
+    );
+    assert_eq!(end_offset(&mut client, "verified", 0), 0);
+    producer.next_sequence = 0;
+    assert_eq!(
+        producer.add_partitions(&mut client, "verified", &[0]),
+        vec![NONE]
+    );
+    assert_eq!(
+        produce_transactional(&mut client, &topic, &mut producer, "ok"),
+        NONE
+    );
+    assert_eq!(producer.end(&mut client, true), NONE);
+    // After the commit, a late write of the same producer would open a transaction nobody closes.
+    assert_eq!(
+        produce_transactional(&mut client, &topic, &mut producer, "late"),
+        INVALID_TXN_STATE
+    );
+    // A fenced producer is told so.
+    let _successor = Producer::init(&mut client, "verified-tx", 60_000);
+    assert_eq!(
+        produce_transactional(&mut client, &topic, &mut producer, "zombie"),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        fetch_isolated(&mut client, &topic, 0, READ_COMMITTED),
+        (2, 2, 1, Some(vec![]))
+    );
+}
