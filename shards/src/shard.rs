@@ -45,6 +45,7 @@ pub struct ShardConfig {
     pub defaults: BrokerDefaults,
     pub shard_count: usize,
     pub pool_bytes: usize,
+    pub groups: crate::group::GroupConfig,
 }
 
 /// A shard's ends of the mesh and of the pool's return queues, created at boot on the main thread.
@@ -82,6 +83,7 @@ pub struct Shard {
     is_stopped: Cell<bool>,
     controller: Option<Controller>,
     txn: TxnShard,
+    groups: crate::group::Coordinator,
 }
 
 /// Shard 0's catalog writer. The semaphore serializes catalog changes, which are rare and may await.
@@ -130,6 +132,12 @@ impl Shard {
         });
         let txn = TxnShard::load(&config.data_dir, id, config.shard_count)
             .unwrap_or_else(|error| panic!("{id}: cannot load transaction state: {error}"));
+        let groups = crate::group::Coordinator::load(
+            id,
+            config.shard_count,
+            config.data_dir.clone(),
+            config.groups.clone(),
+        );
         let shard = Rc::new(Shard {
             id,
             config,
@@ -143,6 +151,7 @@ impl Shard {
             is_stopped: Cell::new(false),
             controller,
             txn,
+            groups,
         });
         let started = Instant::now();
         shard.remove_orphans(&catalog);
@@ -158,12 +167,23 @@ impl Shard {
         glommio::spawn_local(retention_loop(shard.clone())).detach();
         glommio::spawn_local(coordinator::timeout_loop(shard.clone())).detach();
         glommio::spawn_local(coordinator::resume_pending(shard.clone())).detach();
+        glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
         shard
     }
 
     /// This shard's transaction coordinator state (and producer id allocator on shard 0).
     pub(crate) fn txn(&self) -> &TxnShard {
         &self.txn
+    }
+
+    /// The consumer groups this shard coordinates.
+    pub fn groups(&self) -> &crate::group::Coordinator {
+        &self.groups
+    }
+
+    /// The shard that coordinates a consumer group.
+    pub fn group_owner(&self, group_id: &str) -> ShardId {
+        crate::router::shard_for_group(group_id, self.config.shard_count)
     }
 
     pub fn shard_count(&self) -> usize {
@@ -248,6 +268,9 @@ impl Shard {
             ShardRequest::ApplyCatalog(catalog) => {
                 self.apply_catalog(catalog);
                 ShardResponse::CatalogApplied
+            }
+            ShardRequest::Group(request) => {
+                ShardResponse::Group(crate::group::serve(&self, request).await)
             }
             ShardRequest::Shutdown => {
                 self.shutdown();

@@ -1,7 +1,6 @@
-//! FindCoordinator (key 10), v0–6: on a single node every group and every transactional id is
-//! coordinated by this broker, so each key is answered with the advertised address. Inside the broker
-//! a transactional id's coordinator is one shard (`router::shard_for_transactional_id`), which
-//! clients never see: any connection reaches it over the mesh.
+//! FindCoordinator (key 10), v0–6: this node coordinates every group (and transaction) it serves;
+//! the group's owning shard is found per request over the mesh, so any shard may take the connection.
+//! Batched keys from v4.
 
 use bytes::BytesMut;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
@@ -12,7 +11,6 @@ use crate::errors;
 use crate::protocol::reader::Reader;
 use crate::protocol::requests::find_coordinator::FindCoordinatorRequest;
 
-/// Key types: 0 is a consumer group, 1 a transactional id; Kafka refuses others.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
@@ -23,38 +21,52 @@ pub fn handle(
     out: &mut BytesMut,
 ) -> Result<Outcome, HandlerError> {
     let request = FindCoordinatorRequest::decode(reader, version)?;
-    let key_type_known = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
-    let code = match key_type_known {
-        true => errors::NONE,
-        false => errors::INVALID_REQUEST,
+    let error = match request.key_type {
+        KEY_TYPE_GROUP if !context.groups_enabled => Some((
+            errors::COORDINATOR_NOT_AVAILABLE,
+            "consumer groups are disabled (--enable-consumer-groups false)",
+        )),
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => None,
+        _ => Some((errors::INVALID_REQUEST, "unknown coordinator key type")),
     };
-    let host = str_bytes(&context.advertised_host);
-    let mut response = FindCoordinatorResponse::default().with_error_code(code);
-    if version >= 4 {
-        response.coordinators = request
+    let (code, message) = error.map_or((errors::NONE, None), |(code, message)| {
+        (code, Some(message))
+    });
+    let (node_id, host, port) = if code == errors::NONE {
+        (
+            context.node_id,
+            context.advertised_host.as_str(),
+            context.port,
+        )
+    } else {
+        (-1, "", -1)
+    };
+    let response = if version >= 4 {
+        let coordinators = request
             .coordinator_keys
             .iter()
             .map(|key| {
                 Coordinator::default()
                     .with_key(str_bytes(key))
-                    .with_node_id(BrokerId(if key_type_known { context.node_id } else { -1 }))
-                    .with_host(if key_type_known {
-                        host.clone()
-                    } else {
-                        str_bytes("")
-                    })
-                    .with_port(if key_type_known { context.port } else { -1 })
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(str_bytes(host))
+                    .with_port(port)
                     .with_error_code(code)
+                    .with_error_message(message.map(str_bytes))
             })
             .collect();
-        response.error_code = errors::NONE;
-    } else if key_type_known {
-        response = response
-            .with_node_id(BrokerId(context.node_id))
-            .with_host(host)
-            .with_port(context.port);
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
-        response = response.with_node_id(BrokerId(-1)).with_port(-1);
-    }
+        let response = FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_node_id(BrokerId(node_id))
+            .with_host(str_bytes(host))
+            .with_port(port);
+        if version >= 1 {
+            response.with_error_message(message.map(str_bytes))
+        } else {
+            response
+        }
+    };
     encode(&response, version, out)
 }

@@ -1,12 +1,12 @@
-//! FindCoordinator request (key 10), versions 0–6; flexible from v3. Versions 0–3 ask for one key; 4+ for a
-//! list of keys (KIP-699). The key type (v1+) is 0 for a consumer group, 1 for a transactional id.
+//! FindCoordinator request (key 10), versions 0–6; flexible from v3. Versions 0–3 ask for one `key`;
+//! versions 4–6 batch `coordinator_keys`. `key_type` (v1+) is 0 for groups, 1 for transactions.
 //!
-//! Owns: decoding the body. Never: which node coordinates what, or panics on input.
+//! Owns: decoding the body. Never: deciding who coordinates, or panics on input.
 
 use super::check_version;
 use crate::protocol::api_key::ApiKey;
 use crate::protocol::reader::{DecodeError, Reader};
-use crate::protocol::IDS_PER_REQUEST_MAX;
+use crate::protocol::COORDINATOR_KEYS_PER_REQUEST_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindCoordinatorRequest {
@@ -36,7 +36,7 @@ impl FindCoordinatorRequest {
         };
         let key_type = if version >= 1 { reader.i8()? } else { 0 };
         let coordinator_keys = if version >= 4 {
-            reader.array(flexible, IDS_PER_REQUEST_MAX, |reader| {
+            reader.array(flexible, COORDINATOR_KEYS_PER_REQUEST_MAX, |reader| {
                 reader.string(flexible)
             })?
         } else {
@@ -63,15 +63,15 @@ mod tests {
     fn oracle(version: i16) -> Oracle {
         let mut request = Oracle::default();
         if version <= 3 {
-            request = request.with_key(text("tx-ß"));
+            request = request.with_key(text("my-group"));
         } else {
-            request = request.with_coordinator_keys(vec![text("a"), text("group-b")]);
+            request = request.with_coordinator_keys(vec![text("g1"), text("ünï-g2")]);
         }
         if version >= 1 {
             request = request.with_key_type(1);
         }
         if version >= 3 {
-            request = request.with_unknown_tagged_field(4, Bytes::from_static(b"k"));
+            request = request.with_unknown_tagged_field(3, Bytes::from_static(b"x"));
         }
         request
     }
@@ -79,12 +79,8 @@ mod tests {
     fn assert_same(ours: &FindCoordinatorRequest, theirs: &Oracle, _version: i16) {
         assert_eq!(ours.key, theirs.key.as_str());
         assert_eq!(ours.key_type, theirs.key_type);
-        let their_keys: Vec<&str> = theirs
-            .coordinator_keys
-            .iter()
-            .map(|key| key.as_str())
-            .collect();
-        assert_eq!(ours.coordinator_keys, their_keys);
+        let keys: Vec<&str> = theirs.coordinator_keys.iter().map(|k| k.as_str()).collect();
+        assert_eq!(ours.coordinator_keys, keys);
     }
 
     #[test]
@@ -99,8 +95,8 @@ mod tests {
     }
 
     #[test]
-    fn huge_array_count_fails_without_allocating() {
-        let body = Bytes::from_static(&[1, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
+    fn huge_key_count_fails_without_allocating() {
+        let body = Bytes::from_static(&[0, 0x80, 0x80, 0x80, 0x80, 0x08, 0]);
         assert_count_rejected(
             FindCoordinatorRequest::decode(&mut Reader::new(body), 4),
             0x7fff_ffff,
