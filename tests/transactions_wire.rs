@@ -1,6 +1,6 @@
 //! Transactions over the wire against the real broker: the last stable offset and `read_committed`
 //! fetches with aborted transactions, the timeout abort that fences the producer, transaction state
-//! surviving a restart, and the operator APIs (DescribeProducers, DescribeTransactions,
+//! surviving a restart, transactional offsets reaching the group only on commit, and the operator APIs (DescribeProducers, DescribeTransactions,
 //! ListTransactions).
 
 mod common;
@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
@@ -19,7 +20,11 @@ use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::list_transactions_request::ListTransactionsRequest;
-use kafka_protocol::messages::{ProducerId, TransactionalId};
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestTopic};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{GroupId, ProducerId, TransactionalId};
 
 const INVALID_TXN_STATE: i16 = 48;
 const PRODUCER_FENCED: i16 = 90;
@@ -352,5 +357,79 @@ fn transactional_writes_are_verified_with_the_coordinator() {
     assert_eq!(
         fetch_isolated(&mut client, &topic, 0, READ_COMMITTED),
         (2, 2, 1, Some(vec![]))
+    );
+}
+
+fn add_offsets(client: &mut Client, producer: &Producer, group: &str) -> i16 {
+    let mut request = AddOffsetsToTxnRequest::default();
+    request.transactional_id = TransactionalId(sb(&producer.transactional_id));
+    request.producer_id = ProducerId(producer.producer_id);
+    request.producer_epoch = producer.epoch;
+    request.group_id = GroupId(sb(group));
+    client.send(&request, 3).error_code
+}
+
+fn txn_offset_commit(
+    client: &mut Client,
+    producer: &Producer,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let mut partition = TxnOffsetCommitRequestPartition::default();
+    partition.partition_index = 0;
+    partition.committed_offset = offset;
+    partition.committed_leader_epoch = -1;
+    let mut commit_topic = TxnOffsetCommitRequestTopic::default();
+    commit_topic.name = topic_name(topic);
+    commit_topic.partitions = vec![partition];
+    let mut request = TxnOffsetCommitRequest::default();
+    request.transactional_id = TransactionalId(sb(&producer.transactional_id));
+    request.group_id = GroupId(sb(group));
+    request.producer_id = ProducerId(producer.producer_id);
+    request.producer_epoch = producer.epoch;
+    request.generation_id = -1;
+    request.topics = vec![commit_topic];
+    let response = client.send(&request, 3);
+    response.topics[0].partitions[0].error_code
+}
+
+fn committed_offset(client: &mut Client, group: &str, topic: &str) -> i64 {
+    let mut fetch_topic = OffsetFetchRequestTopic::default();
+    fetch_topic.name = topic_name(topic);
+    fetch_topic.partition_indexes = vec![0];
+    let mut request = OffsetFetchRequest::default();
+    request.group_id = GroupId(sb(group));
+    request.topics = Some(vec![fetch_topic]);
+    let response = client.send(&request, 7);
+    assert_eq!(response.error_code, NONE, "OffsetFetch");
+    response.topics[0].partitions[0].committed_offset
+}
+
+#[test]
+fn transactional_offsets_reach_the_group_only_on_commit() {
+    let broker = Broker::start(BrokerOpts::default());
+    let (mut client, _topic) = setup(&broker, "consumed");
+    let producer = Producer::init(&mut client, "offsets-tx", 60_000);
+    assert_eq!(add_offsets(&mut client, &producer, "eos-group"), NONE);
+    assert_eq!(
+        txn_offset_commit(&mut client, &producer, "eos-group", "consumed", 42),
+        NONE
+    );
+    assert_eq!(committed_offset(&mut client, "eos-group", "consumed"), -1);
+    assert_eq!(producer.end(&mut client, true), NONE);
+    assert_eq!(committed_offset(&mut client, "eos-group", "consumed"), 42);
+    // An aborted transaction's offsets never reach the group.
+    assert_eq!(add_offsets(&mut client, &producer, "eos-group"), NONE);
+    assert_eq!(
+        txn_offset_commit(&mut client, &producer, "eos-group", "consumed", 99),
+        NONE
+    );
+    assert_eq!(producer.end(&mut client, false), NONE);
+    assert_eq!(committed_offset(&mut client, "eos-group", "consumed"), 42);
+    // Without AddOffsetsToTxn first, there is no open transaction to hold them.
+    assert_eq!(
+        txn_offset_commit(&mut client, &producer, "eos-group", "consumed", 7),
+        INVALID_TXN_STATE
     );
 }

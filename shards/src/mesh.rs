@@ -353,6 +353,12 @@ pub enum GroupRequest {
     Heartbeat(HeartbeatWork),
     Leave(LeaveWork),
     OffsetCommit(CommitWork),
+    /// TxnOffsetCommit's membership check (generation or member epoch, KIP-447), writing nothing: the
+    /// offsets wait with the transaction. Answered as `GroupResponse::OffsetCommit`.
+    ValidateTxnOffsets(CommitWork),
+    /// A committed transaction's offsets, from its coordinator: written without a membership check
+    /// (it passed when they were sent). Answered as `GroupResponse::OffsetCommit`.
+    CommitTxnOffsets(CommitWork),
     OffsetFetch(OffsetFetchWork),
     OffsetDelete(OffsetDeleteWork),
     /// Classic-protocol descriptions of these groups.

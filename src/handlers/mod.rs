@@ -39,6 +39,7 @@ mod offset_fetch;
 mod produce;
 mod sync_group;
 mod txn_coordinator;
+mod txn_offset_commit;
 
 use std::rc::Rc;
 
@@ -156,6 +157,7 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeProducers, 0, 0, 0),
     entry(ApiKey::DescribeTransactions, 0, 0, 0),
     entry(ApiKey::ListTransactions, 0, 0, 1),
+    group_entry(ApiKey::TxnOffsetCommit, 0, 5),
     group_entry(ApiKey::OffsetCommit, 2, 9),
     group_entry(ApiKey::OffsetFetch, 1, 9),
     group_entry(ApiKey::JoinGroup, 0, 9),
@@ -261,6 +263,7 @@ async fn dispatch(
             describe_transactions::handle(context, reader, version, out).await
         }
         ApiKey::ListTransactions => list_transactions::handle(context, reader, version, out).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(context, reader, version, out).await,
         ApiKey::JoinGroup => join_group::handle(context, peer, header, reader, version, out).await,
         ApiKey::SyncGroup => sync_group::handle(context, reader, version, out).await,
         ApiKey::Heartbeat => heartbeat::handle(context, reader, version, out).await,

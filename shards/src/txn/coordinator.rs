@@ -14,8 +14,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-
-use crate::mesh::PendingOffset;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -26,8 +24,8 @@ use super::{
     TRANSACTION_TIMEOUT_MS_MAX,
 };
 use crate::mesh::{
-    ShardRequest, ShardResponse, TxnDescription, TxnError, TxnListing, TxnMarker, TxnRequest,
-    TxnResponse,
+    CommitOffset, CommitWork, GroupRequest, GroupResponse, PendingOffset, ShardRequest,
+    ShardResponse, TxnDescription, TxnError, TxnListing, TxnMarker, TxnRequest, TxnResponse,
 };
 use crate::shard::{Notify, Shard};
 use crate::time::now_ms;
@@ -438,11 +436,11 @@ async fn end_txn(
 /// complete. Partitions that no longer exist are skipped; other marker failures are logged and the
 /// transaction still completes, as no retry could make them succeed.
 async fn complete(shard: &Rc<Shard>, id: &str, commit: bool) -> Result<(), TxnError> {
-    let markers: Vec<TxnMarker> = {
+    let (markers, offsets) = {
         let table = shard.txn().table.borrow();
         let metadata = table.entries.get(id).expect("a completing id exists");
         assert!(metadata.busy);
-        metadata
+        let markers: Vec<TxnMarker> = metadata
             .partitions
             .iter()
             .map(|partition| TxnMarker {
@@ -451,9 +449,21 @@ async fn complete(shard: &Rc<Shard>, id: &str, commit: bool) -> Result<(), TxnEr
                 producer_epoch: metadata.producer_epoch,
                 commit,
             })
-            .collect()
+            .collect();
+        // An abort drops the offsets: the group never sees them.
+        let offsets: Vec<(String, Vec<PendingOffset>)> = match commit {
+            true => metadata
+                .groups
+                .iter()
+                .filter(|(_, offsets)| !offsets.is_empty())
+                .map(|(group, offsets)| (group.clone(), offsets.values().cloned().collect()))
+                .collect(),
+            false => Vec::new(),
+        };
+        (markers, offsets)
     };
     write_markers(shard, markers).await;
+    commit_group_offsets(shard, offsets).await;
     let mut table = shard.txn().table.borrow_mut();
     let metadata = table.entries.get_mut(id).expect("a completing id exists");
     metadata.state = match commit {
@@ -503,6 +513,49 @@ async fn write_markers(shard: &Rc<Shard>, markers: Vec<TxnMarker>) {
         .collect();
     for task in tasks {
         task.await;
+    }
+}
+
+/// Hands a committed transaction's offsets to each group's coordinator, after the markers: a
+/// restart between the two repeats both, which changes nothing the second time.
+async fn commit_group_offsets(shard: &Rc<Shard>, offsets: Vec<(String, Vec<PendingOffset>)>) {
+    for (group_id, offsets) in offsets {
+        let work = CommitWork {
+            group_id: group_id.clone(),
+            generation_or_member_epoch: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: offsets
+                .into_iter()
+                .map(|pending| CommitOffset {
+                    topic: pending.topic,
+                    partition: pending.partition,
+                    offset: pending.offset,
+                    leader_epoch: pending.leader_epoch,
+                    metadata: pending.metadata,
+                })
+                .collect(),
+        };
+        let owner = shard.group_owner(&group_id);
+        let request = ShardRequest::Group(GroupRequest::CommitTxnOffsets(work));
+        match shard.call(owner, request).await {
+            Ok(ShardResponse::Group(GroupResponse::OffsetCommit(Ok(results)))) => {
+                for error in results.into_iter().filter_map(Result::err) {
+                    warn!(
+                        "{}: an offset of group {group_id:?} not committed: {error}",
+                        shard.id
+                    );
+                }
+            }
+            Ok(ShardResponse::Group(GroupResponse::OffsetCommit(Err(error)))) => {
+                warn!(
+                    "{}: offsets of group {group_id:?} not committed: {error}",
+                    shard.id
+                )
+            }
+            Ok(other) => unreachable!("CommitTxnOffsets answered with {other:?}"),
+            Err(error) => warn!("{}: group {group_id:?} unreachable: {error}", shard.id),
+        }
     }
 }
 
