@@ -37,7 +37,7 @@ pub enum ShardRequest {
     /// A new catalog snapshot: open the partitions this shard now owns, delete the removed ones.
     ApplyCatalog(Arc<Catalog>),
     /// Consumer-group work for groups this shard owns (`router::shard_for_group`).
-    Group(GroupRequest),
+    Group(Box<GroupRequest>),
     /// Close every partition cleanly and stop.
     Shutdown,
     /// A new producer id; only shard 0, the single owner of the producer id space, serves it.

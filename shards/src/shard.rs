@@ -270,7 +270,7 @@ impl Shard {
                 ShardResponse::CatalogApplied
             }
             ShardRequest::Group(request) => {
-                ShardResponse::Group(crate::group::serve(&self, request).await)
+                ShardResponse::Group(crate::group::serve(&self, *request).await)
             }
             ShardRequest::Shutdown => {
                 self.shutdown();

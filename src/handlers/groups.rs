@@ -28,7 +28,7 @@ pub async fn call_shard(
 ) -> Result<GroupResponse, GroupError> {
     match context
         .shard
-        .call(owner, ShardRequest::Group(request))
+        .call(owner, ShardRequest::Group(Box::new(request)))
         .await
     {
         Ok(ShardResponse::Group(response)) => Ok(response),

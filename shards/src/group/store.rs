@@ -514,7 +514,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut file = GroupFile::new(dir.path(), "g");
         let header = header_record("g", StoredType::Classic, "consumer");
-        file.append(&[header.clone()]).unwrap();
+        file.append(std::slice::from_ref(&header)).unwrap();
         let mut offsets = Offsets::new();
         for offset in 0..40_000 {
             let latest = entry(offset, None);

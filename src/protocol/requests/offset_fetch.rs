@@ -114,6 +114,7 @@ fn decode_topic(reader: &mut Reader, flexible: bool) -> Result<OffsetFetchTopic,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::protocol::test_support::{check_every_version, text};
