@@ -537,7 +537,7 @@ async fn commit_group_offsets(shard: &Rc<Shard>, offsets: Vec<(String, Vec<Pendi
                 .collect(),
         };
         let owner = shard.group_owner(&group_id);
-        let request = ShardRequest::Group(GroupRequest::CommitTxnOffsets(work));
+        let request = ShardRequest::Group(Box::new(GroupRequest::CommitTxnOffsets(work)));
         match shard.call(owner, request).await {
             Ok(ShardResponse::Group(GroupResponse::OffsetCommit(Ok(results)))) => {
                 for error in results.into_iter().filter_map(Result::err) {
