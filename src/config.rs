@@ -32,6 +32,11 @@ pub struct Config {
     #[arg(long)]
     pub advertised_host: Option<String>,
 
+    /// Port clients are told to connect to, when it differs from --port (a proxy or NAT in front of
+    /// the broker, as Kafka's advertised.listeners allows). Defaults to --port.
+    #[arg(long)]
+    pub advertised_port: Option<u16>,
+
     /// Directory for topic data and broker metadata. Created if missing.
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,

@@ -3,7 +3,7 @@
 //! Owns: the numeric codes we send and the mapping functions. Never: error code 0 (NONE) for work that
 //! did not happen.
 
-use shards::mesh::{ControllerError, GroupError, PartitionError};
+use shards::mesh::{ControllerError, GroupError, PartitionError, TxnError};
 
 pub const NONE: i16 = 0;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
@@ -14,6 +14,7 @@ pub const MESSAGE_TOO_LARGE: i16 = 10;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
@@ -28,6 +29,13 @@ pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 pub const INVALID_CONFIG: i16 = 40;
 pub const INVALID_REQUEST: i16 = 42;
+pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+pub const INVALID_TXN_STATE: i16 = 48;
+pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+pub const CONCURRENT_TRANSACTIONS: i16 = 51;
+pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
@@ -36,7 +44,9 @@ pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 pub const INVALID_RECORD: i16 = 87;
+pub const PRODUCER_FENCED: i16 = 90;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 pub const FENCED_MEMBER_EPOCH: i16 = 110;
 pub const UNRELEASED_INSTANCE_ID: i16 = 111;
 pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
@@ -52,6 +62,26 @@ pub fn partition_error_code(error: &PartitionError) -> i16 {
         PartitionError::MessageTooLarge => MESSAGE_TOO_LARGE,
         PartitionError::InvalidRecord(_) => INVALID_RECORD,
         PartitionError::Storage(_) => KAFKA_STORAGE_ERROR,
+        PartitionError::OutOfOrderSequence(_) => OUT_OF_ORDER_SEQUENCE_NUMBER,
+        PartitionError::InvalidProducerEpoch(_) => INVALID_PRODUCER_EPOCH,
+        PartitionError::InvalidTxnState(_) => INVALID_TXN_STATE,
+    }
+}
+
+/// Errors from a transaction coordinator. PRODUCER_FENCED (KIP-588) reaches only clients whose request
+/// version knows it (`fenced_since`); older ones get INVALID_PRODUCER_EPOCH, as Kafka's KafkaApis does.
+pub fn txn_error_code(error: &TxnError, version: i16, fenced_since: i16) -> i16 {
+    match error {
+        TxnError::InvalidTransactionTimeout => INVALID_TRANSACTION_TIMEOUT,
+        TxnError::ProducerFenced if version < fenced_since => INVALID_PRODUCER_EPOCH,
+        TxnError::ProducerFenced => PRODUCER_FENCED,
+        TxnError::InvalidProducerIdMapping => INVALID_PRODUCER_ID_MAPPING,
+        TxnError::ConcurrentTransactions => CONCURRENT_TRANSACTIONS,
+        TxnError::InvalidTxnState => INVALID_TXN_STATE,
+        TxnError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        TxnError::OperationNotAttempted => OPERATION_NOT_ATTEMPTED,
+        // Retriable: the client backs off and asks again.
+        TxnError::Storage(_) => COORDINATOR_NOT_AVAILABLE,
     }
 }
 

@@ -167,6 +167,19 @@ impl BatchTemplate {
     }
 }
 
+/// Makes `batch` (a stamped copy of a template) idempotent: writes the producer id, epoch and base
+/// sequence, then the CRC, which covers them.
+pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, base_sequence: i32) {
+    assert!(batch.len() >= BATCH_HEADER_BYTES);
+    batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2]
+        .copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Fills in a batch header for a freshly built batch: no producer id (not idempotent), no
 /// partition leader epoch, create-time timestamps, and a zero CRC until `stamp`.
 fn write_header(header: &mut [u8], records: usize, section_bytes: usize, compression: Compression) {

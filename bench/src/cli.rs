@@ -75,6 +75,11 @@ pub struct ProduceArgs {
     /// Unanswered requests allowed per connection.
     #[arg(long, default_value_t = 5)]
     pub max_in_flight: usize,
+    /// Produce as an idempotent producer, as Kafka clients do by default: one InitProducerId per
+    /// connection, and every batch carries that producer id and epoch and its partition's next
+    /// sequence number (so the broker checks and records sequences). Use with --acks -1.
+    #[arg(long)]
+    pub idempotent: bool,
     /// Create the topic with --partitions partitions first (an existing topic is fine).
     #[arg(long)]
     pub create_topic: bool,

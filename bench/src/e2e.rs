@@ -133,6 +133,7 @@ fn producer_plan(args: &E2eArgs, cluster: &Cluster) -> Result<ProducerPlan> {
         partitions_total: args.target.partitions,
         batch,
         stamp_values: true,
+        idempotent: false,
     })
 }
 

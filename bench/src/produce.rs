@@ -16,7 +16,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use kafka_protocol::messages::ProduceResponse;
+use kafka_protocol::messages::{InitProducerIdRequest, ProduceResponse, ProducerId};
 
 use crate::batch::BatchTemplate;
 use crate::cli::ProduceArgs;
@@ -40,6 +40,8 @@ pub struct ProducerPlan {
     pub batch: BatchTemplate,
     /// Write the due time into every value (end-to-end runs).
     pub stamp_values: bool,
+    /// Idempotent producer: a producer id per connection and sequence numbers per partition.
+    pub idempotent: bool,
 }
 
 /// Where one producer thread sends, and what it reports to.
@@ -128,6 +130,7 @@ fn producer_plan(args: &ProduceArgs, cluster: &Cluster) -> Result<ProducerPlan> 
         partitions_total: partitions,
         batch,
         stamp_values: false,
+        idempotent: args.idempotent,
     })
 }
 
@@ -208,7 +211,7 @@ fn describe(plan: &ProducerPlan, cluster: &Cluster, connections: usize, compress
 }
 
 fn producer_thread(job: ProducerJob) {
-    let setup = Connection::connect(&job.address).and_then(|connection| {
+    let setup = Connection::connect(&job.address).and_then(|mut connection| {
         let template = ProduceTemplate::build(
             job.plan.versions.produce,
             job.plan.acks,
@@ -216,14 +219,19 @@ fn producer_thread(job: ProducerJob) {
             &job.partitions,
             &job.plan.batch,
         )?;
-        Ok((connection, template))
+        let idempotence = match job.plan.idempotent {
+            true => Some(Idempotence::init(&mut connection, job.partitions.len())?),
+            false => None,
+        };
+        Ok((connection, template, idempotence))
     });
     job.start.wait();
     let start = Instant::now();
-    let result = setup.and_then(|(connection, template)| {
+    let result = setup.and_then(|(connection, template, idempotence)| {
         let mut sender = Sender {
             connection,
             template,
+            idempotence,
             plan: &job.plan,
             stats: &job.stats,
             partitions: job.partitions.len(),
@@ -254,10 +262,50 @@ struct InFlight {
     sent: Instant,
 }
 
+/// An idempotent producer's identity and the next sequence number of each of its partitions.
+struct Idempotence {
+    producer_id: i64,
+    producer_epoch: i16,
+    next_sequences: Vec<i32>,
+}
+
+impl Idempotence {
+    /// InitProducerId v4 without a transactional id, as a default Java producer sends it.
+    fn init(connection: &mut Connection, partitions: usize) -> Result<Idempotence> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let response = connection.call(4, &request)?;
+        if response.error_code != 0 {
+            return Err(Error::new(format!(
+                "InitProducerId: {}",
+                error_name(response.error_code)
+            )));
+        }
+        Ok(Idempotence {
+            producer_id: response.producer_id.0,
+            producer_epoch: response.producer_epoch,
+            next_sequences: vec![0; partitions],
+        })
+    }
+
+    /// Stamps every batch of the request with its partition's next sequence and advances it;
+    /// sequences wrap at 2^31 as Kafka's do.
+    fn stamp(&mut self, template: &mut ProduceTemplate, records: usize) {
+        for (index, sequence) in self.next_sequences.iter_mut().enumerate() {
+            template.set_producer(index, self.producer_id, self.producer_epoch, *sequence);
+            *sequence = ((i64::from(*sequence) + records as i64) % (1i64 << 31)) as i32;
+        }
+    }
+}
+
 /// One connection's producing state.
 struct Sender<'a> {
     connection: Connection,
     template: ProduceTemplate,
+    idempotence: Option<Idempotence>,
     plan: &'a ProducerPlan,
     stats: &'a Stats,
     partitions: usize,
@@ -271,13 +319,16 @@ impl Sender<'_> {
     fn send(&mut self, due: Instant) -> Result<i32> {
         let correlation_id = self.connection.next_correlation_id();
         let value_stamp = self.plan.stamp_values.then(|| clock_ns(due));
-        let frame = self.template.prepare(
+        self.template.prepare(
             &self.plan.batch,
             correlation_id,
             wall_clock_ms(),
             value_stamp,
         );
-        self.connection.write_all(frame)?;
+        if let Some(idempotence) = self.idempotence.as_mut() {
+            idempotence.stamp(&mut self.template, self.plan.batch.records());
+        }
+        self.connection.write_all(self.template.frame())?;
         self.stats.add_request();
         Ok(correlation_id)
     }

@@ -106,6 +106,27 @@ impl ProduceTemplate {
     }
 }
 
+impl ProduceTemplate {
+    /// Writes the producer id, epoch and base sequence into the batch of the `index`th partition
+    /// (after `prepare`), for an idempotent producer.
+    pub fn set_producer(
+        &mut self,
+        index: usize,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) {
+        let start = self.batch_offsets[index];
+        let batch = &mut self.frame[start..start + self.batch_bytes];
+        crate::batch::set_producer(batch, producer_id, producer_epoch, base_sequence);
+    }
+
+    /// The frame as `prepare` (and `set_producer`) left it.
+    pub fn frame(&self) -> &[u8] {
+        &self.frame
+    }
+}
+
 fn write_header(frame: &mut Vec<u8>, version: i16, flexible: bool) {
     frame.put_i16(PRODUCE_API_KEY);
     frame.put_i16(version);

@@ -418,7 +418,7 @@ fn parse_topic_line(line: &str) -> Option<TopicInfo> {
     })
 }
 
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
     let mut file = fs::File::create(&temporary)?;
     file.write_all(contents)?;

@@ -11,10 +11,12 @@ pub mod group;
 pub mod mesh;
 pub mod partition;
 pub mod pool;
+pub mod producer_state;
 pub mod router;
 pub mod shard;
 pub mod storage;
 pub mod time;
+pub mod txn;
 
 use std::fmt;
 use std::sync::Arc;

@@ -41,6 +41,15 @@ pub enum ShardRequest {
     Group(Box<GroupRequest>),
     /// Close every partition cleanly and stop.
     Shutdown,
+    /// A new producer id; only shard 0, the single owner of the producer id space, serves it.
+    AllocateProducerId,
+    /// Work for the transaction coordinator of one transactional id (the shard
+    /// `router::shard_for_transactional_id` names).
+    Transaction(TxnRequest),
+    /// Write transaction markers to the owned partitions (from a transaction coordinator).
+    WriteTxnMarkers(Vec<TxnMarker>),
+    /// The active producers of the owned partitions (DescribeProducers).
+    DescribeProducers(Vec<TopicPartition>),
 }
 
 /// The answer to a [`ShardRequest`], in the same order as the request's parts.
@@ -55,6 +64,10 @@ pub enum ShardResponse {
     CatalogApplied,
     Group(Box<GroupResponse>),
     ShutdownDone,
+    ProducerId(Result<i64, TxnError>),
+    Transaction(TxnResponse),
+    TxnMarkersWritten(Vec<Result<i64, PartitionError>>),
+    Producers(Vec<Result<Vec<ProducerInfo>, PartitionError>>),
 }
 
 #[derive(Debug)]
@@ -83,14 +96,20 @@ pub struct FetchPart {
     pub partition: TopicPartition,
     pub offset: i64,
     pub max_bytes: usize,
+    /// `read_committed`: stop at the last stable offset and report aborted transactions.
+    pub read_committed: bool,
 }
 
 #[derive(Debug)]
 pub struct FetchedData {
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     /// Whole batches copied out of the log into a buffer of the owner's pool.
     pub records: Bytes,
+    /// For `read_committed`: (producer id, first offset) of the aborted transactions the records
+    /// overlap; `None` for `read_uncommitted`.
+    pub aborted: Option<Vec<(i64, i64)>>,
 }
 
 #[derive(Debug)]
@@ -104,6 +123,8 @@ pub struct WaitWork {
 pub struct OffsetQuery {
     pub partition: TopicPartition,
     pub timestamp: i64,
+    /// `read_committed`: LATEST (-1) answers the last stable offset instead of the high watermark.
+    pub read_committed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +150,152 @@ pub enum PartitionError {
     InvalidRecord(String),
     #[error("storage error: {0}")]
     Storage(String),
+    #[error("{0}")]
+    OutOfOrderSequence(String),
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+    #[error("{0}")]
+    InvalidTxnState(String),
+}
+
+/// A transaction marker for one partition.
+#[derive(Debug, Clone)]
+pub struct TxnMarker {
+    pub partition: TopicPartition,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+}
+
+/// One producer of a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerInfo {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// -1 when the producer has no open transaction here.
+    pub current_txn_start_offset: i64,
+}
+
+/// An offset a transaction commits for a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingOffset {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Requests a transaction coordinator serves, one transactional id each (Describe and List span all
+/// the ids a coordinator owns).
+#[derive(Debug)]
+pub enum TxnRequest {
+    InitProducerId {
+        transactional_id: String,
+        timeout_ms: i32,
+        /// -1 and -1 unless the client asks to bump the epoch of the id it holds (KIP-360).
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+    AddPartitions {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+        /// Only check that the partitions are in the transaction (AddPartitionsToTxn v4+).
+        verify_only: bool,
+    },
+    AddOffsets {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: String,
+    },
+    /// TxnOffsetCommit: offsets the transaction commits for a group, visible to the group only once
+    /// the transaction commits.
+    OffsetCommit {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: String,
+        offsets: Vec<PendingOffset>,
+    },
+    EndTxn {
+        transactional_id: String,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    },
+    Describe(Vec<String>),
+    List {
+        /// Kafka state names; empty means every state.
+        states: Vec<String>,
+        /// Empty means every producer id.
+        producer_ids: Vec<i64>,
+        /// Only transactions open longer than this; -1 means no filter.
+        duration_ms: i64,
+    },
+}
+
+#[derive(Debug)]
+pub enum TxnResponse {
+    InitProducerId(Result<(i64, i16), TxnError>),
+    /// Results in the request's partition order.
+    AddPartitions(Vec<Result<(), TxnError>>),
+    /// Results in the request's offset order.
+    OffsetCommit(Vec<Result<(), TxnError>>),
+    Done(Result<(), TxnError>),
+    Describe(Vec<TxnDescription>),
+    List(Vec<TxnListing>),
+}
+
+/// Why a coordinator refused a request; each maps to Kafka's error of that name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    #[error("transaction timeout is outside (0, transaction.max.timeout.ms]")]
+    InvalidTransactionTimeout,
+    #[error("the producer has been fenced by a newer epoch")]
+    ProducerFenced,
+    #[error("the producer id does not belong to this transactional id")]
+    InvalidProducerIdMapping,
+    #[error("another operation on this transaction is in progress")]
+    ConcurrentTransactions,
+    #[error("the transaction is not in a state that allows this operation")]
+    InvalidTxnState,
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
+    #[error("not attempted because another partition failed")]
+    OperationNotAttempted,
+    #[error("coordinator storage error: {0}")]
+    Storage(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TxnDescription {
+    pub transactional_id: String,
+    /// None: this coordinator has no such transactional id.
+    pub state: Option<TxnSummary>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TxnSummary {
+    /// Kafka's state name: Empty, Ongoing, PrepareCommit, PrepareAbort, CompleteCommit, CompleteAbort.
+    pub state: &'static str,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    /// -1 when no transaction is open.
+    pub start_time_ms: i64,
+    pub partitions: Vec<TopicPartition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TxnListing {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub state: &'static str,
 }
 
 /// A change to the catalog.
@@ -187,6 +354,12 @@ pub enum GroupRequest {
     Heartbeat(HeartbeatWork),
     Leave(LeaveWork),
     OffsetCommit(CommitWork),
+    /// TxnOffsetCommit's membership check (generation or member epoch, KIP-447), writing nothing: the
+    /// offsets wait with the transaction. Answered as `GroupResponse::OffsetCommit`.
+    ValidateTxnOffsets(CommitWork),
+    /// A committed transaction's offsets, from its coordinator: written without a membership check
+    /// (it passed when they were sent). Answered as `GroupResponse::OffsetCommit`.
+    CommitTxnOffsets(CommitWork),
     OffsetFetch(OffsetFetchWork),
     OffsetDelete(OffsetDeleteWork),
     /// Classic-protocol descriptions of these groups.

@@ -21,6 +21,14 @@ pub fn shard_for(topic: &str, partition: i32, shard_count: usize) -> ShardId {
     ShardId(((topic_slot + partition_slot) % count) as u16)
 }
 
+/// The shard whose transaction coordinator owns `transactional_id` (FindCoordinator key type 1 answers
+/// this broker; the shard is an internal detail). Same hash as topics, so it is stable across builds.
+pub fn shard_for_transactional_id(transactional_id: &str, shard_count: usize) -> ShardId {
+    assert!(shard_count > 0);
+    assert!(shard_count <= usize::from(u16::MAX));
+    ShardId((topic_hash(transactional_id) % shard_count as u64) as u16)
+}
+
 /// The shard that coordinates consumer group `group_id` (its members, timers and committed offsets)
 /// when the broker runs `shard_count` shards. The same FNV-1a hash as topics: stable across builds,
 /// so a restart with the same shard count finds every group where it was. A restart with another

@@ -28,7 +28,9 @@ use crate::mesh::*;
 use crate::partition::{partition_dir, Partition};
 use crate::pool::{self, PoolBuf, ReturnReceivers, ReturnSenders};
 use crate::router::shard_for;
+use crate::storage::batch::ControlType;
 use crate::time::now_ms;
+use crate::txn::coordinator::{self, TxnShard};
 use crate::{ShardId, TopicPartition};
 
 /// How often each shard enforces retention; Kafka's log.retention.check.interval.ms default.
@@ -80,6 +82,7 @@ pub struct Shard {
     stopped: Notify,
     is_stopped: Cell<bool>,
     controller: Option<Controller>,
+    txn: TxnShard,
     groups: crate::group::Coordinator,
 }
 
@@ -127,6 +130,8 @@ impl Shard {
             store: CatalogStore::new(&config.data_dir),
             lock: Semaphore::new(1),
         });
+        let txn = TxnShard::load(&config.data_dir, id, config.shard_count)
+            .unwrap_or_else(|error| panic!("{id}: cannot load transaction state: {error}"));
         let groups = crate::group::Coordinator::load(
             id,
             config.shard_count,
@@ -145,6 +150,7 @@ impl Shard {
             stopped: Notify::default(),
             is_stopped: Cell::new(false),
             controller,
+            txn,
             groups,
         });
         let started = Instant::now();
@@ -159,8 +165,15 @@ impl Shard {
             glommio::spawn_local(pump(shard.clone(), receiver)).detach();
         }
         glommio::spawn_local(retention_loop(shard.clone())).detach();
+        glommio::spawn_local(coordinator::timeout_loop(shard.clone())).detach();
+        glommio::spawn_local(coordinator::resume_pending(shard.clone())).detach();
         glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
         shard
+    }
+
+    /// This shard's transaction coordinator state (and producer id allocator on shard 0).
+    pub(crate) fn txn(&self) -> &TxnShard {
+        &self.txn
     }
 
     /// The consumer groups this shard coordinates.
@@ -263,7 +276,67 @@ impl Shard {
                 self.shutdown();
                 ShardResponse::ShutdownDone
             }
+            ShardRequest::AllocateProducerId => {
+                ShardResponse::ProducerId(self.txn.allocate_producer_id())
+            }
+            ShardRequest::Transaction(request) => {
+                ShardResponse::Transaction(coordinator::serve(&self, request).await)
+            }
+            ShardRequest::WriteTxnMarkers(markers) => {
+                ShardResponse::TxnMarkersWritten(self.write_markers(markers))
+            }
+            ShardRequest::DescribeProducers(partitions) => {
+                ShardResponse::Producers(self.describe_producers(partitions))
+            }
         }
+    }
+
+    fn write_markers(&self, markers: Vec<TxnMarker>) -> Vec<Result<i64, PartitionError>> {
+        let now = now_ms();
+        let mut partitions = self.partitions.borrow_mut();
+        let results: Vec<_> = markers
+            .iter()
+            .map(|marker| match partitions.get_mut(&marker.partition) {
+                Some(partition) => {
+                    let control = match marker.commit {
+                        true => ControlType::Commit,
+                        false => ControlType::Abort,
+                    };
+                    partition.write_marker(marker.producer_id, marker.producer_epoch, control, now)
+                }
+                None => Err(PartitionError::UnknownTopicOrPartition),
+            })
+            .collect();
+        drop(partitions);
+        if results.iter().any(Result::is_ok) {
+            self.appended.notify_all();
+        }
+        results
+    }
+
+    fn describe_producers(
+        &self,
+        names: Vec<TopicPartition>,
+    ) -> Vec<Result<Vec<ProducerInfo>, PartitionError>> {
+        let partitions = self.partitions.borrow();
+        names
+            .iter()
+            .map(|name| {
+                let partition = partitions
+                    .get(name)
+                    .ok_or(PartitionError::UnknownTopicOrPartition)?;
+                Ok(partition
+                    .producers()
+                    .map(|(producer_id, entry)| ProducerInfo {
+                        producer_id,
+                        producer_epoch: entry.epoch,
+                        last_sequence: entry.last_sequence(),
+                        last_timestamp: entry.last_timestamp,
+                        current_txn_start_offset: entry.txn_first_offset.unwrap_or(-1),
+                    })
+                    .collect())
+            })
+            .collect()
     }
 
     fn produce(&self, parts: Vec<ProducePart>) -> Vec<Result<AppendResult, PartitionError>> {
@@ -317,10 +390,21 @@ impl Shard {
                 buffer[copied..copied + length].copy_from_slice(&bytes[..length]);
                 let range = copied..copied + length;
                 copied += length;
+                let aborted = part.read_committed.then(|| {
+                    // Transactions overlapping what this fetch returns (or could have returned).
+                    let end = partition.last_stable_offset();
+                    partition
+                        .aborted_between(part.offset, end)
+                        .iter()
+                        .map(|txn| (txn.producer_id, txn.first_offset))
+                        .collect()
+                });
                 (
                     range,
                     partition.log().log_end_offset(),
+                    partition.last_stable_offset(),
                     partition.log().log_start_offset(),
+                    aborted,
                 )
             }));
         }
@@ -330,11 +414,17 @@ impl Shard {
         ranges
             .into_iter()
             .map(|range| {
-                range.map(|(range, high_watermark, log_start_offset)| FetchedData {
-                    high_watermark,
-                    log_start_offset,
-                    records: records.slice(range),
-                })
+                range.map(
+                    |(range, high_watermark, last_stable_offset, log_start_offset, aborted)| {
+                        FetchedData {
+                            high_watermark,
+                            last_stable_offset,
+                            log_start_offset,
+                            records: records.slice(range),
+                            aborted,
+                        }
+                    },
+                )
             })
             .collect()
     }
@@ -350,7 +440,10 @@ impl Shard {
                     .get(&part.partition)
                     .ok_or(PartitionError::UnknownTopicOrPartition)?;
                 let limit = part.max_bytes.min(budget);
-                let bytes = partition.read(part.offset, limit.max(1))?;
+                let bytes = match part.read_committed {
+                    true => partition.read_stable(part.offset, limit.max(1))?,
+                    false => partition.read(part.offset, limit.max(1))?,
+                };
                 // Only the first partition with data may exceed the budget (KIP-74); later ones that
                 // would are left for the next fetch.
                 let length = if bytes.len() > limit && any_data {
@@ -409,6 +502,7 @@ impl Shard {
                 let log = partition.log();
                 let (offset, timestamp) = match query.timestamp {
                     -2 => (log.log_start_offset(), -1),
+                    -1 if query.read_committed => (partition.last_stable_offset(), -1),
                     -1 => (log.log_end_offset(), -1),
                     -3 => log
                         .max_timestamp()
@@ -525,7 +619,7 @@ impl Shard {
         let partitions: Vec<(TopicPartition, Partition)> =
             self.partitions.borrow_mut().drain().collect();
         for (name, partition) in partitions {
-            if let Err(error) = partition.into_log().close() {
+            if let Err(error) = partition.close() {
                 error!("{}: closing {name} failed: {error}", self.id);
             }
         }
@@ -540,6 +634,7 @@ impl Shard {
         let now = now_ms();
         let mut partitions = self.partitions.borrow_mut();
         for (name, partition) in partitions.iter_mut() {
+            partition.maintain(now);
             match partition.log_mut().enforce_retention(now) {
                 Ok(0) => {}
                 Ok(deleted) => info!(

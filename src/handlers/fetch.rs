@@ -5,6 +5,9 @@
 //! request parks: every owning shard is asked to answer as soon as one of its partitions grows past
 //! what this fetch saw (an append wakes it at once), or at max_wait_ms. Nothing polls.
 //!
+//! `read_committed` (isolation level 1) stops each partition at its last stable offset and lists the
+//! aborted transactions the returned range overlaps, so the client can drop their records.
+//!
 //! Fetch sessions (KIP-227) are not kept: we answer session id 0, which tells the client to send full
 //! fetch requests, as Kafka does when its session cache is full.
 
@@ -14,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::fetch_response::{
-    FetchResponse, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
 };
+use kafka_protocol::messages::ProducerId;
 use shards::mesh::{
     FetchPart, FetchWork, FetchedData, PartitionError, ShardRequest, ShardResponse, WaitWork,
 };
@@ -54,12 +58,14 @@ pub async fn handle(
         return encode(&response, version, out);
     }
     let wanted = resolve(context, &request, version);
+    // Isolation level 1 is READ_COMMITTED: records stop at the last stable offset.
+    let read_committed = request.isolation_level == 1;
     let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = (request.max_bytes.max(1) as usize).min(FETCH_RESPONSE_BYTES_MAX);
     let reads = loop {
-        let reads = read_all(context, &wanted, max_bytes).await;
+        let reads = read_all(context, &wanted, max_bytes, read_committed).await;
         // A fetch naming no partitions (a consumer closing its fetch session) has nothing to wait for.
         if wanted.is_empty() {
             break reads;
@@ -129,6 +135,7 @@ async fn read_all(
     context: &BrokerContext,
     wanted: &[Wanted],
     max_bytes: usize,
+    read_committed: bool,
 ) -> Vec<Option<Read>> {
     let mut by_shard: BTreeMap<ShardId, Vec<(usize, FetchPart)>> = BTreeMap::new();
     for (index, item) in wanted.iter().enumerate() {
@@ -137,6 +144,7 @@ async fn read_all(
                 partition: name.clone(),
                 offset: item.offset,
                 max_bytes: item.max_bytes,
+                read_committed,
             };
             by_shard.entry(*shard).or_default().push((index, part));
         }
@@ -239,7 +247,17 @@ fn build_response(
             (Err(code), _) => partition.with_error_code(*code).with_high_watermark(-1),
             (Ok(_), Some(Ok(data))) => partition
                 .with_high_watermark(data.high_watermark)
-                .with_last_stable_offset(data.high_watermark)
+                .with_last_stable_offset(data.last_stable_offset)
+                .with_aborted_transactions(data.aborted.map(|aborted| {
+                    aborted
+                        .into_iter()
+                        .map(|(producer_id, first_offset)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(producer_id))
+                                .with_first_offset(first_offset)
+                        })
+                        .collect()
+                }))
                 .with_log_start_offset(if version >= 5 {
                     data.log_start_offset
                 } else {

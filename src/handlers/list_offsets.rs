@@ -42,6 +42,7 @@ pub async fn handle(
             let query = OffsetQuery {
                 partition: name.clone(),
                 timestamp: partition.timestamp,
+                read_committed: request.isolation_level == 1,
             };
             by_shard
                 .entry(context.shard.owner(&name))

@@ -7,6 +7,8 @@
 //!
 //! Handler shape (as Redpanda's): decode → split by shard → await → merge in request order → encode.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -17,20 +19,27 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod groups;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_coordinator;
+mod txn_offset_commit;
 
 use std::rc::Rc;
 
@@ -72,7 +81,7 @@ impl BrokerContext {
             shard,
             node_id: config.node_id,
             advertised_host: config.advertised_host(),
-            port: i32::from(config.port),
+            port: i32::from(config.advertised_port.unwrap_or(config.port)),
             groups_enabled: config.enable_consumer_groups,
         }
     }
@@ -141,6 +150,14 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::CreatePartitions, 0, 0, 3),
     entry(ApiKey::DescribeCluster, 0, 0, 2),
     entry(ApiKey::FindCoordinator, 0, 0, 6),
+    entry(ApiKey::InitProducerId, 0, 0, 5),
+    entry(ApiKey::AddPartitionsToTxn, 0, 0, 5),
+    entry(ApiKey::AddOffsetsToTxn, 0, 0, 4),
+    entry(ApiKey::EndTxn, 0, 0, 5),
+    entry(ApiKey::DescribeProducers, 0, 0, 0),
+    entry(ApiKey::DescribeTransactions, 0, 0, 0),
+    entry(ApiKey::ListTransactions, 0, 0, 1),
+    group_entry(ApiKey::TxnOffsetCommit, 0, 5),
     group_entry(ApiKey::OffsetCommit, 2, 9),
     group_entry(ApiKey::OffsetFetch, 1, 9),
     group_entry(ApiKey::JoinGroup, 0, 9),
@@ -233,6 +250,20 @@ async fn dispatch(
         ApiKey::DescribeCluster => describe_cluster::handle(context, reader, version, out),
         ApiKey::DescribeConfigs => describe_configs::handle(context, reader, version, out),
         ApiKey::FindCoordinator => find_coordinator::handle(context, reader, version, out),
+        ApiKey::InitProducerId => init_producer_id::handle(context, reader, version, out).await,
+        ApiKey::AddPartitionsToTxn => {
+            add_partitions_to_txn::handle(context, reader, version, out).await
+        }
+        ApiKey::AddOffsetsToTxn => add_offsets_to_txn::handle(context, reader, version, out).await,
+        ApiKey::EndTxn => end_txn::handle(context, reader, version, out).await,
+        ApiKey::DescribeProducers => {
+            describe_producers::handle(context, reader, version, out).await
+        }
+        ApiKey::DescribeTransactions => {
+            describe_transactions::handle(context, reader, version, out).await
+        }
+        ApiKey::ListTransactions => list_transactions::handle(context, reader, version, out).await,
+        ApiKey::TxnOffsetCommit => txn_offset_commit::handle(context, reader, version, out).await,
         ApiKey::JoinGroup => join_group::handle(context, peer, header, reader, version, out).await,
         ApiKey::SyncGroup => sync_group::handle(context, reader, version, out).await,
         ApiKey::Heartbeat => heartbeat::handle(context, reader, version, out).await,

@@ -2,18 +2,26 @@
 //!
 //! Record batches travel as slices of the request frame (`Bytes`, no copy) to the shard that owns each
 //! partition, which validates them (framing, magic, CRC-32C, size) and appends them. One message per
-//! owning shard; results are merged back in request order.
+//! owning shard; results are merged back in request order. Transactional writes are first verified
+//! with the producer's transaction coordinator (see `verify_transactional`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
-use shards::mesh::{AppendResult, PartitionError, ProducePart, ShardRequest, ShardResponse};
+use shards::mesh::{
+    AppendResult, PartitionError, ProducePart, ShardRequest, ShardResponse, TxnError, TxnRequest,
+    TxnResponse,
+};
+use shards::storage::batch::BatchHeader;
 use shards::{ShardId, TopicPartition};
 
-use super::{create_topics, encode, str_bytes, topic_name, BrokerContext, HandlerError, Outcome};
+use super::{
+    create_topics, encode, str_bytes, topic_name, txn_coordinator, BrokerContext, HandlerError,
+    Outcome,
+};
 use crate::errors;
 use crate::protocol::reader::Reader;
 use crate::protocol::requests::produce::ProduceRequest;
@@ -46,6 +54,7 @@ pub async fn handle(
             .collect();
         create_topics::auto_create(context, missing).await;
     }
+    let unverified = verify_transactional(context, &request, version).await;
     let catalog = context.shard.catalog();
     let mut by_shard: BTreeMap<ShardId, Vec<ProducePart>> = BTreeMap::new();
     let mut slots: Vec<Vec<Slot>> = Vec::with_capacity(request.topic_data.len());
@@ -90,6 +99,12 @@ pub async fn handle(
                     topic: info.name.clone(),
                     partition: partition.index,
                 };
+                if let Some(&code) = unverified.get(&name) {
+                    return Slot::Failed(
+                        code,
+                        Some("not verified by the transaction coordinator".into()),
+                    );
+                }
                 let shard = context.shard.owner(&name);
                 let parts = by_shard.entry(shard).or_default();
                 parts.push(ProducePart {
@@ -134,6 +149,80 @@ pub async fn handle(
         version,
         out,
     )
+}
+
+/// Transactional writes are checked with the producer's transaction coordinator first (KIP-890 part 1,
+/// Kafka's `transaction.partition.verification.enable`): each partition must be in the producer's
+/// open transaction, at its current epoch. Without this, a write that arrives after its transaction
+/// was completed (a fenced producer, a late retry) would open a transaction no marker ever closes,
+/// and `read_committed` consumers would stop at it forever. Answers the failed partitions' codes.
+async fn verify_transactional(
+    context: &BrokerContext,
+    request: &ProduceRequest,
+    version: i16,
+) -> HashMap<TopicPartition, i16> {
+    let mut failed = HashMap::new();
+    let Some(transactional_id) = request
+        .transactional_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+    else {
+        return failed;
+    };
+    let catalog = context.shard.catalog();
+    let mut partitions = Vec::new();
+    let mut producer = None;
+    for topic in &request.topic_data {
+        let info = match version >= 13 {
+            true => catalog.topic_by_id(&topic.topic_id),
+            false => catalog.topic(&topic.name),
+        };
+        let Some(info) = info else { continue };
+        for partition in &topic.partition_data {
+            let header = partition
+                .records
+                .as_deref()
+                .and_then(|records| BatchHeader::parse(records).ok());
+            // Malformed batches are refused by the owner; plain batches need no transaction.
+            let Some(header) = header.filter(BatchHeader::is_transactional) else {
+                continue;
+            };
+            producer.get_or_insert((header.producer_id, header.producer_epoch));
+            partitions.push(TopicPartition {
+                topic: info.name.clone(),
+                partition: partition.index,
+            });
+        }
+    }
+    let Some((producer_id, producer_epoch)) = producer else {
+        return failed;
+    };
+    let count = partitions.len();
+    let work = TxnRequest::AddPartitions {
+        transactional_id: transactional_id.to_string(),
+        producer_id,
+        producer_epoch,
+        partitions: partitions.clone(),
+        verify_only: true,
+    };
+    let results = match txn_coordinator::call(context, transactional_id, work).await {
+        Ok(TxnResponse::AddPartitions(results)) => results,
+        Ok(other) => unreachable!("AddPartitions answered with {other:?}"),
+        Err(error) => vec![Err(error); count],
+    };
+    for (partition, result) in partitions.into_iter().zip(results) {
+        let code = match result {
+            Ok(()) => continue,
+            Err(TxnError::ProducerFenced) => errors::INVALID_PRODUCER_EPOCH,
+            // Retriable: the client tries again once the coordinator answers.
+            Err(TxnError::Storage(_) | TxnError::ConcurrentTransactions) => {
+                errors::NOT_ENOUGH_REPLICAS
+            }
+            Err(_) => errors::INVALID_TXN_STATE,
+        };
+        failed.insert(partition, code);
+    }
+    failed
 }
 
 type ShardResults = BTreeMap<ShardId, Vec<Result<AppendResult, PartitionError>>>;

@@ -63,6 +63,10 @@ pub const CONFIG_RESOURCES_PER_REQUEST_MAX: usize = TOPICS_PER_REQUEST_MAX;
 /// Config keys asked for one resource in DescribeConfigs; same reasoning as `CONFIGS_PER_TOPIC_MAX`.
 pub const CONFIG_KEYS_PER_RESOURCE_MAX: usize = CONFIGS_PER_TOPIC_MAX;
 
+/// Identifiers named by one request: transactional ids (DescribeTransactions, AddPartitionsToTxn v4+),
+/// coordinator keys (FindCoordinator v4+), producer ids and state filters (ListTransactions). Each takes
+/// at least a few bytes of the frame, so the worst case costs a few MiB like the topic limit.
+pub const IDS_PER_REQUEST_MAX: usize = 100_000;
 /// Consumer groups named by one request (DescribeGroups, DeleteGroups, OffsetFetch v8+,
 /// ConsumerGroupDescribe). An admin listing every group of a large cluster asks for thousands.
 pub const GROUPS_PER_REQUEST_MAX: usize = 100_000;
@@ -89,5 +93,6 @@ const _: () = assert!(STRING_BYTES_MAX <= i16::MAX as usize);
 const _: () = assert!(TOPIC_NAME_BYTES_MAX <= STRING_BYTES_MAX);
 const _: () = assert!(BYTES_FIELD_BYTES_MAX <= i32::MAX as usize);
 const _: () = assert!(TOPICS_PER_REQUEST_MAX <= i32::MAX as usize);
+const _: () = assert!(IDS_PER_REQUEST_MAX <= i32::MAX as usize);
 const _: () = assert!(PARTITIONS_PER_TOPIC_MAX <= i32::MAX as usize);
 const _: () = assert!(CONFIG_KEYS_PER_RESOURCE_MAX <= CONFIGS_PER_TOPIC_MAX);

@@ -454,6 +454,14 @@ impl Coordinator {
     }
 
     fn commit(&self, work: CommitWork) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.commit_as(work, CommitMode::Member)
+    }
+
+    fn commit_as(
+        &self,
+        work: CommitWork,
+        mode: CommitMode,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
         if work.group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
@@ -461,14 +469,22 @@ impl Coordinator {
             && work.member_id.is_empty()
             && work.group_instance_id.is_none();
         // A commit from outside group management creates the group, as in Kafka.
-        let create: Option<fn() -> Protocol> = if work.generation_or_member_epoch < 0 {
-            Some(|| Protocol::Classic(ClassicGroup::default()))
-        } else {
-            None
-        };
+        let create: Option<fn() -> Protocol> =
+            if work.generation_or_member_epoch < 0 && mode != CommitMode::ValidateOnly {
+                Some(|| Protocol::Classic(ClassicGroup::default()))
+            } else {
+                None
+            };
         let now = now_ms();
+        let missing = match mode {
+            // Nothing to check against: an id without a group has no members to fence.
+            CommitMode::ValidateOnly if simple => Ok(work.offsets.iter().map(|_| Ok(())).collect()),
+            _ => Err(GroupError::IllegalGeneration),
+        };
         self.with_group(&work.group_id.clone(), create, |group, _| {
-            validate_commit(group, &work, simple)?;
+            if mode != CommitMode::Transaction {
+                validate_commit(group, &work, simple)?;
+            }
             let mut records = Vec::with_capacity(work.offsets.len());
             let mut accepted = Vec::with_capacity(work.offsets.len());
             let results: Vec<Result<(), GroupError>> =
@@ -496,7 +512,7 @@ impl Coordinator {
                         Ok(())
                     })
                     .collect();
-            if records.is_empty() {
+            if records.is_empty() || mode == CommitMode::ValidateOnly {
                 return Ok(results);
             }
             // Memory first (compaction rewrites from it), then the file; a failed write undoes
@@ -518,7 +534,7 @@ impl Coordinator {
             }
             Ok(results)
         })
-        .unwrap_or(Err(GroupError::IllegalGeneration))
+        .unwrap_or(missing)
     }
 
     fn fetch_offsets(&self, work: OffsetFetchWork) -> Result<Vec<FetchedOffset>, GroupError> {
@@ -761,6 +777,17 @@ fn no_offset(topic: Arc<str>, partition: i32) -> FetchedOffset {
 }
 
 /// Kafka's `validateOffsetCommit` for both protocols.
+/// Who is committing offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitMode {
+    /// OffsetCommit: checked against the group's members, then written.
+    Member,
+    /// TxnOffsetCommit: checked, not written (the offsets wait for the transaction's commit).
+    ValidateOnly,
+    /// A committed transaction's offsets: written, already checked when they were sent.
+    Transaction,
+}
+
 fn validate_commit(group: &Group, work: &CommitWork, simple: bool) -> Result<(), GroupError> {
     match &group.protocol {
         Protocol::Classic(classic) => {
@@ -817,6 +844,12 @@ pub async fn serve(shard: &Shard, request: GroupRequest) -> GroupResponse {
         GroupRequest::Heartbeat(work) => GroupResponse::Heartbeat(groups.heartbeat(work)),
         GroupRequest::Leave(work) => GroupResponse::Leave(groups.leave(work)),
         GroupRequest::OffsetCommit(work) => GroupResponse::OffsetCommit(groups.commit(work)),
+        GroupRequest::ValidateTxnOffsets(work) => {
+            GroupResponse::OffsetCommit(groups.commit_as(work, CommitMode::ValidateOnly))
+        }
+        GroupRequest::CommitTxnOffsets(work) => {
+            GroupResponse::OffsetCommit(groups.commit_as(work, CommitMode::Transaction))
+        }
         GroupRequest::OffsetFetch(work) => GroupResponse::OffsetFetch(groups.fetch_offsets(work)),
         GroupRequest::OffsetDelete(work) => {
             GroupResponse::OffsetDelete(groups.delete_offsets(work))

@@ -400,6 +400,98 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Kafka's "no producer id / epoch / sequence" values, carried by batches of plain producers.
+pub const NO_PRODUCER_ID: i64 = -1;
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+pub const NO_SEQUENCE: i32 = -1;
+/// Bytes of a control batch as `build_control_batch` writes it: the header plus one 17-byte record
+/// (a 4-byte key and a 6-byte value).
+pub const CONTROL_BATCH_BYTES: usize = BATCH_HEADER_BYTES + 17;
+
+/// What a control batch (a transaction marker) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlType {
+    Abort,
+    Commit,
+}
+
+/// The sequence number of the last record of a batch that starts at `base_sequence`. Sequences wrap
+/// from `i32::MAX` to 0, as Kafka's `DefaultRecordBatch.incrementSequence` does.
+pub fn last_sequence(base_sequence: i32, last_offset_delta: i32) -> i32 {
+    assert!(base_sequence >= 0);
+    assert!(last_offset_delta >= 0);
+    let sum = i64::from(base_sequence) + i64::from(last_offset_delta);
+    (sum % (i64::from(i32::MAX) + 1)) as i32
+}
+
+/// A transaction marker as Kafka's coordinator writes it: a transactional control batch holding one
+/// record whose key is (version 0, type) and whose value is (version 0, coordinator epoch). The base
+/// offset is left 0 for the log to stamp; the base sequence is -1 as for every control batch.
+pub fn build_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    control: ControlType,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> [u8; CONTROL_BATCH_BYTES] {
+    let control_type: i16 = match control {
+        ControlType::Abort => 0,
+        ControlType::Commit => 1,
+    };
+    let mut batch = [0u8; CONTROL_BATCH_BYTES];
+    let length = (CONTROL_BATCH_BYTES - BATCH_LENGTH_PREFIX_BYTES) as i32;
+    batch[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    batch[MAGIC_AT] = BATCH_MAGIC as u8;
+    let attributes = ATTRIBUTE_TRANSACTIONAL | ATTRIBUTE_CONTROL;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp_ms.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&1i32.to_be_bytes());
+    // The record: length 16 (zigzag 32), attributes, timestamp delta 0, offset delta 0, key length 4
+    // (zigzag 8), key, value length 6 (zigzag 12), value, no headers.
+    let mut record = [0u8; 17];
+    record[0] = 32;
+    record[4] = 8;
+    record[7..9].copy_from_slice(&control_type.to_be_bytes());
+    record[9] = 12;
+    record[12..16].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    batch[BATCH_HEADER_BYTES..].copy_from_slice(&record);
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Reads the type of a control batch from its first record's key. Kafka writes markers uncompressed;
+/// a compressed or malformed one is reported as corrupt rather than guessed at.
+pub fn control_type(batch: &[u8], header: &BatchHeader) -> Result<ControlType, BatchError> {
+    if !header.is_control() || header.compression()? != Compression::None {
+        return Err(BatchError::Invalid("not an uncompressed control batch"));
+    }
+    let records = batch
+        .get(BATCH_HEADER_BYTES..header.total_bytes())
+        .ok_or(malformed("control batch is truncated"))?;
+    let mut cursor = Cursor::new(records);
+    let length = cursor.varint()?;
+    let length = usize::try_from(length).map_err(|_| malformed("negative record length"))?;
+    let mut record = Cursor::new(cursor.take(length)?);
+    record.take(1)?;
+    record.varlong()?;
+    record.varint()?;
+    let key_length = record.varint()?;
+    if key_length < 4 {
+        return Err(malformed("control record key is too short"));
+    }
+    let key = record.take(4)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Ok(ControlType::Abort),
+        1 => Ok(ControlType::Commit),
+        _ => Err(BatchError::Invalid("unknown control record type")),
+    }
+}
+
 /// Finds the first record (in offset order) whose timestamp is at least `target_ms` and returns its
 /// `(offset, timestamp)`, or `None` if the batch has no such record. Decompresses when needed, bounded
 /// by `DECOMPRESSED_BYTES_MAX`. A LogAppendTime batch stamps every record with its max timestamp.
@@ -888,5 +980,32 @@ mod tests {
         assert_eq!(items[0].as_ref().map(|(position, _)| *position), Ok(0));
         assert!(items[1].is_err());
         assert_eq!(Batches::starting_at(&bytes, first_len).count(), 1);
+    }
+
+    #[test]
+    fn control_batches_validate_and_say_their_type() {
+        for control in [ControlType::Abort, ControlType::Commit] {
+            let batch = build_control_batch(42, 7, control, 0, 1_000);
+            let summary = validate_batches(&batch, LIMIT).unwrap();
+            assert_eq!(summary.records_count, 1);
+            let header = BatchHeader::parse(&batch).unwrap();
+            assert!(header.is_control());
+            assert!(header.is_transactional());
+            assert_eq!(header.producer_id, 42);
+            assert_eq!(header.producer_epoch, 7);
+            assert_eq!(header.base_sequence, NO_SEQUENCE);
+            assert_eq!(control_type(&batch, &header), Ok(control));
+        }
+        let data = simple_batch(1, 10, 5);
+        let header = BatchHeader::parse(&data).unwrap();
+        assert!(control_type(&data, &header).is_err());
+    }
+
+    #[test]
+    fn sequences_wrap_like_kafka() {
+        assert_eq!(last_sequence(0, 4), 4);
+        assert_eq!(last_sequence(i32::MAX, 0), i32::MAX);
+        assert_eq!(last_sequence(i32::MAX, 1), 0);
+        assert_eq!(last_sequence(i32::MAX - 1, 3), 1);
     }
 }

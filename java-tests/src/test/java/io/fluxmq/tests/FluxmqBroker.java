@@ -304,7 +304,6 @@ public final class FluxmqBroker
         c.put(ProducerConfig.CLIENT_ID_CONFIG, "java-tests-producer");
         c.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         c.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
-        c.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, false);
         c.put(ProducerConfig.ACKS_CONFIG, "all");
         c.put(ProducerConfig.LINGER_MS_CONFIG, 5);
         c.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 15_000);
