@@ -107,10 +107,13 @@ impl Config {
         if !(1..=shards::catalog::PARTITIONS_PER_TOPIC_MAX).contains(&self.default_partitions) {
             return Err("--default-partitions must be at least 1".into());
         }
-        if self.message_max_bytes < 1 || self.message_max_bytes as u64 > self.segment_bytes / 2 {
-            return Err(
-                "--message-max-bytes must be positive and at most half of --segment-bytes".into(),
-            );
+        // A batch larger than a segment is still stored (it gets a segment of its own), so the two
+        // limits are independent.
+        if !(1..=i64::from(i32::MAX)).contains(&self.message_max_bytes) {
+            return Err(format!(
+                "--message-max-bytes must be between 1 and {}",
+                i32::MAX
+            ));
         }
         if self.pool_mib * 1024 * 1024 < shards::pool::CLASS_BYTES_MAX * 4 {
             return Err(format!(

@@ -60,6 +60,10 @@ pub async fn handle(
     let max_bytes = (request.max_bytes.max(1) as usize).min(FETCH_RESPONSE_BYTES_MAX);
     let reads = loop {
         let reads = read_all(context, &wanted, max_bytes).await;
+        // A fetch naming no partitions (a consumer closing its fetch session) has nothing to wait for.
+        if wanted.is_empty() {
+            break reads;
+        }
         let total: usize = reads
             .iter()
             .map(|read| {
