@@ -544,8 +544,10 @@ class Clients:
         return self.load_generator(broker, f"consume {topic}", mode)
 
     def e2e(self, broker, topic, rate):
+        # Batches as a producer with linger 1 ms fills them at this rate (as the produce latency run).
+        batch = max(1, rate // 1000 // max(1, self.args.partitions))
         mode = ["e2e", "--topic", topic, "--create-topic", "--rate", str(rate), "--record-bytes", "100",
-                "--duration-secs", str(self.args.duration)]
+                "--records-per-batch", str(batch), "--duration-secs", str(self.args.duration)]
         return self.load_generator(broker, topic, mode)
 
     def java(self, main_class, arguments):
