@@ -275,8 +275,9 @@ class Report:
         self.add(f"## Latency at a fixed {rate:,} records/s")
         self.add()
         rows = []
-        for label, key, field, unit in (("produce (load generator, 100 B, linger 1 ms)", "produce", "latency_us",
-                                         "µs"),
+        linger = self.results["settings"].get("latency_linger_ms", 1)
+        for label, key, field, unit in ((f"produce (load generator, 100 B, linger {linger} ms)", "produce",
+                                         "latency_us", "µs"),
                                         ("end to end (load generator, 100 B)", "e2e", "latency_us", "µs"),
                                         ("produce (ProducerPerformance, 100 B)", "producer_performance",
                                          "latency_ms", "ms")):
@@ -299,7 +300,10 @@ class Report:
         self.table(["workload", "p50 Kafka / FluxMQ", "ratio", "p99 Kafka / FluxMQ", "ratio",
                     "p99.9 Kafka / FluxMQ", "ratio"], rows)
         self.add("The load generator measures from each request's due time (open loop, no coordinated "
-                 "omission). ProducerPerformance reports whole milliseconds.")
+                 "omission), so a stall anywhere (broker, client, or another process holding their CPU) "
+                 "shows in every request it delayed; its batches are what a producer with that linger "
+                 "fills at this rate. ProducerPerformance (linger 5 ms, its default) reports whole "
+                 "milliseconds and leaves out its first 3 s.")
         self.add()
         kafka = get(self.kafka, "latency", "produce", "latency_us", "p99")
         fluxmq = get(self.fluxmq, "latency", "produce", "latency_us", "p99")
@@ -464,7 +468,7 @@ def chart_svg(rows):
     rows = [row for row in rows if row[1] is not None and row[1] > 0]
     width, label_width, right = 980, 380, 80
     row_height, top = 24, 56
-    height = top + row_height * len(rows) + 50
+    height = top + row_height * len(rows) + 16
     low, high = 1e-3, 1e2
     for _, value, _, target in rows:
         low = min(low, value / 2, (target or 1) / 2)
@@ -519,6 +523,7 @@ def main():
     args = parser.parse_args()
     results = json.loads(Path(args.results).read_text())
     out = Path(args.out) if args.out else Path(args.results).parent
+    out.mkdir(parents=True, exist_ok=True)
     report = Report(results)
     (out / "REPORT.md").write_text(report.render())
     (out / "chart.svg").write_text(chart_svg(report.chart_rows))

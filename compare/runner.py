@@ -77,8 +77,11 @@ def parse_args(argv):
                         help="seconds of unmeasured produce on every fresh broker, for the JIT and caches")
     parser.add_argument("--partitions", type=int, default=4, help="partitions of every test topic")
     parser.add_argument("--connections", type=int, default=2, help="load generator connections")
-    parser.add_argument("--latency-rate", type=int, default=10000,
+    parser.add_argument("--latency-rate", type=int, default=5000,
                         help="records/s of the fixed-rate latency workloads (default: %(default)s)")
+    parser.add_argument("--latency-linger-ms", type=int, default=5,
+                        help="batching of the fixed-rate workloads, as a Java producer's linger.ms "
+                        "(default: %(default)s, the producer's default)")
     parser.add_argument("--brokers", default="kafka,fluxmq", help="which brokers, in run order")
     parser.add_argument("--out", default=str(ROOT / "docs" / "perf"),
                         help="where REPORT.md, chart.svg and results.json go")
@@ -544,8 +547,8 @@ class Clients:
         return self.load_generator(broker, f"consume {topic}", mode)
 
     def e2e(self, broker, topic, rate):
-        # Batches as a producer with linger 1 ms fills them at this rate (as the produce latency run).
-        batch = max(1, rate // 1000 // max(1, self.args.partitions))
+        # Batches as a producer with the same linger fills them at this rate (as the produce latency run).
+        batch = max(1, rate * self.args.latency_linger_ms // 1000 // max(1, self.args.partitions))
         mode = ["e2e", "--topic", topic, "--create-topic", "--rate", str(rate), "--record-bytes", "100",
                 "--records-per-batch", str(batch), "--duration-secs", str(self.args.duration)]
         return self.load_generator(broker, topic, mode)
@@ -676,7 +679,8 @@ def main_runs(args, kind, run_dir, clients):
             for record_bytes in (100, 1000)
         }
         results["latency"] = {
-            "produce": clients.produce(broker, "lat-produce", 100, 1, rate=args.latency_rate, linger_ms=1),
+            "produce": clients.produce(broker, "lat-produce", 100, 1, rate=args.latency_rate,
+                                       linger_ms=args.latency_linger_ms),
             "e2e": clients.e2e(broker, "lat-e2e", args.latency_rate),
         }
         if not args.skip_java:
@@ -822,6 +826,7 @@ def main(argv):
         "command": "scripts/compare " + " ".join(argv),
         "settings": {"duration_secs": args.duration, "warmup_secs": args.warmup, "partitions": args.partitions,
                      "connections": args.connections, "latency_rate": args.latency_rate,
+                     "latency_linger_ms": args.latency_linger_ms,
                      "bootstrap": args.bootstrap,
                      "records_per_batch": {"100": records_per_batch(100), "1000": records_per_batch(1000)}},
         "machine": machine_facts(args),
