@@ -52,6 +52,7 @@ pub fn run(config: Config) -> Result<(), String> {
         defaults: broker_defaults(&config),
         shard_count,
         pool_bytes: config.pool_mib * 1024 * 1024,
+        groups: group_config(&config),
     });
     let catalog = Arc::new(catalog);
     let config = Arc::new(config);
@@ -213,6 +214,17 @@ fn io_memory_per_shard(shard_count: usize) -> usize {
         per_shard / 1024
     );
     per_shard.max(limits::IO_MEMORY_BYTES_PER_SHARD_MIN)
+}
+
+fn group_config(config: &Config) -> shards::group::GroupConfig {
+    shards::group::GroupConfig {
+        initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+        session_timeout_ms_min: config.group_min_session_timeout_ms,
+        session_timeout_ms_max: config.group_max_session_timeout_ms,
+        consumer_heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+        consumer_session_timeout_ms: config.group_consumer_session_timeout_ms,
+        offsets_retention_ms: config.offsets_retention_ms,
+    }
 }
 
 fn broker_defaults(config: &Config) -> BrokerDefaults {

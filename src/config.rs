@@ -66,10 +66,42 @@ pub struct Config {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
 
-    /// Consumer groups. Accepted for compatibility with the seed's command line; consumer-group
-    /// APIs are not served by this version yet, so it changes nothing today.
-    #[arg(long, default_value_t = false)]
+    /// Serve consumer groups: FindCoordinator, the classic group APIs (JoinGroup, SyncGroup,
+    /// Heartbeat, LeaveGroup), KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe), committed
+    /// offsets and group administration. On by default, as groups always are in Kafka; the bare
+    /// flag (the seed's spelling) also means on. `--enable-consumer-groups false` stops advertising
+    /// and serving those APIs (a request for one then closes the connection, as for any API a broker
+    /// does not serve), for deployments that only use `assign()` consumers.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true")]
     pub enable_consumer_groups: bool,
+
+    /// group.initial.rebalance.delay.ms: how long the first rebalance of an empty classic group waits
+    /// for more members to join (each new member extends it, up to the rebalance timeout).
+    #[arg(long, default_value_t = 3_000)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// group.min.session.timeout.ms: the shortest session timeout a classic member may ask for.
+    #[arg(long, default_value_t = 6_000)]
+    pub group_min_session_timeout_ms: i32,
+
+    /// group.max.session.timeout.ms: the longest session timeout a classic member may ask for.
+    #[arg(long, default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: i32,
+
+    /// group.consumer.heartbeat.interval.ms: how often KIP-848 members heartbeat.
+    #[arg(long, default_value_t = 5_000)]
+    pub group_consumer_heartbeat_interval_ms: u64,
+
+    /// group.consumer.session.timeout.ms: a KIP-848 member that has not heartbeated for this long is
+    /// removed and its partitions reassigned.
+    #[arg(long, default_value_t = 45_000)]
+    pub group_consumer_session_timeout_ms: u64,
+
+    /// offsets.retention.minutes in ms: committed offsets of a group that has been empty this long
+    /// are deleted (7 days, as in Kafka).
+    #[arg(long, default_value_t = 604_800_000)]
+    pub offsets_retention_ms: i64,
 
     /// Broker node id reported in Metadata.
     #[arg(long, default_value_t = 0)]
@@ -120,6 +152,20 @@ impl Config {
                 "--pool-mib must be at least {}",
                 (shards::pool::CLASS_BYTES_MAX * 4) >> 20
             ));
+        }
+        if self.group_min_session_timeout_ms < 1
+            || self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+        {
+            return Err("--group-min-session-timeout-ms must be positive and at most --group-max-session-timeout-ms".into());
+        }
+        if self.group_consumer_heartbeat_interval_ms == 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+            || self.group_consumer_session_timeout_ms > i32::MAX as u64
+        {
+            return Err("--group-consumer-heartbeat-interval-ms must be positive and below --group-consumer-session-timeout-ms".into());
+        }
+        if self.offsets_retention_ms < 1 {
+            return Err("--offsets-retention-ms must be positive".into());
         }
         if self.max_connections_per_shard == 0 {
             return Err("--max-connections-per-shard must be at least 1".into());

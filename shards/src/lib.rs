@@ -1,11 +1,13 @@
 //! Everything one FluxMQ core owns: the shard runtime, the mesh between shards, partitions with their
-//! storage, the per-shard buffer pool, and the topic catalog snapshot every shard reads.
+//! storage, the per-shard buffer pool, the consumer groups it coordinates, and the topic catalog
+//! snapshot every shard reads.
 //!
 //! API Boundary: the broker binary (`src/`, the only code that knows the Kafka wire format) talks to
 //! this crate through [`shard::Shard`] and the closed request/response enums in [`mesh`]. This crate
 //! never depends on the binary.
 
 pub mod catalog;
+pub mod group;
 pub mod mesh;
 pub mod partition;
 pub mod pool;

@@ -36,6 +36,8 @@ pub enum ShardRequest {
     Controller(ControllerOp),
     /// A new catalog snapshot: open the partitions this shard now owns, delete the removed ones.
     ApplyCatalog(Arc<Catalog>),
+    /// Consumer-group work for groups this shard owns (`router::shard_for_group`).
+    Group(Box<GroupRequest>),
     /// Close every partition cleanly and stop.
     Shutdown,
 }
@@ -50,6 +52,7 @@ pub enum ShardResponse {
     PartitionSizes(Vec<(TopicPartition, u64)>),
     Controller(Vec<Result<(), ControllerError>>),
     CatalogApplied,
+    Group(GroupResponse),
     ShutdownDone,
 }
 
@@ -167,6 +170,300 @@ pub enum ControllerError {
     UnknownTopic,
     #[error("storage error: {0}")]
     Storage(String),
+}
+
+// ---- Consumer groups. The group's owning shard serves these; the handlers decode the Kafka requests
+// into them and encode the answers. Topic ids are the catalog's 16 raw bytes.
+
+/// A topic id and partition indexes: how KIP-848 assignments travel.
+pub type TopicIdPartitions = Vec<([u8; 16], Vec<i32>)>;
+
+/// Work for the group coordinator of one shard.
+#[derive(Debug)]
+pub enum GroupRequest {
+    Join(JoinWork),
+    Sync(SyncWork),
+    Heartbeat(HeartbeatWork),
+    Leave(LeaveWork),
+    OffsetCommit(CommitWork),
+    OffsetFetch(OffsetFetchWork),
+    OffsetDelete(OffsetDeleteWork),
+    /// Classic-protocol descriptions of these groups.
+    Describe(Vec<String>),
+    /// Every group this shard owns.
+    List,
+    Delete(Vec<String>),
+    ConsumerHeartbeat(ConsumerHeartbeatWork),
+    /// KIP-848 descriptions of these groups.
+    ConsumerDescribe(Vec<String>),
+}
+
+#[derive(Debug)]
+pub enum GroupResponse {
+    Join(JoinAnswer),
+    Sync(Result<SyncAnswer, GroupError>),
+    Heartbeat(Result<(), GroupError>),
+    /// A group-level error, or one result per leaving member in request order.
+    Leave(Result<Vec<Result<(), GroupError>>, GroupError>),
+    /// A group-level error, or one result per committed partition in request order.
+    OffsetCommit(Result<Vec<Result<(), GroupError>>, GroupError>),
+    OffsetFetch(Result<Vec<FetchedOffset>, GroupError>),
+    /// A group-level error, or one result per partition in request order.
+    OffsetDelete(Result<Vec<Result<(), GroupError>>, GroupError>),
+    /// One entry per asked group, in request order; `None` for a group that does not exist.
+    Describe(Vec<Option<GroupDescription>>),
+    List(Vec<ListedGroup>),
+    /// One result per asked group, in request order.
+    Delete(Vec<Result<(), GroupError>>),
+    ConsumerHeartbeat(Result<ConsumerHeartbeatAnswer, GroupError>),
+    /// One entry per asked group, in request order.
+    ConsumerDescribe(Vec<Result<ConsumerGroupDescription, GroupError>>),
+}
+
+/// Why a group operation failed. `src/errors.rs` maps each to its Kafka code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("invalid group id")]
+    InvalidGroupId,
+    #[error("unknown member id")]
+    UnknownMemberId,
+    #[error("illegal generation")]
+    IllegalGeneration,
+    #[error("rebalance in progress")]
+    RebalanceInProgress,
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    #[error("session timeout out of the allowed range")]
+    InvalidSessionTimeout,
+    #[error("member id required")]
+    MemberIdRequired,
+    #[error("fenced instance id")]
+    FencedInstanceId,
+    #[error("group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("{0}")]
+    GroupIdNotFound(String),
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("stale member epoch")]
+    StaleMemberEpoch,
+    #[error("fenced member epoch")]
+    FencedMemberEpoch,
+    #[error("the instance id is still used by another member")]
+    UnreleasedInstanceId,
+    #[error("unsupported assignor {0}")]
+    UnsupportedAssignor(String),
+    #[error("invalid regular expression: {0}")]
+    InvalidRegularExpression(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("offset metadata too large")]
+    OffsetMetadataTooLarge,
+    #[error("the coordinator is not available: {0}")]
+    CoordinatorNotAvailable(String),
+}
+
+#[derive(Debug)]
+pub struct JoinWork {
+    pub group_id: String,
+    /// Empty for a member joining for the first time.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    /// (name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new dynamic member is first given an id (MEMBER_ID_REQUIRED) and joins with it.
+    pub member_id_required: bool,
+    pub reason: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    /// Topics named by the member's consumer-protocol subscription (decoded by the handler), used to
+    /// refuse OffsetDelete on subscribed topics; `None` when the metadata is not a consumer subscription.
+    pub subscribed_topics: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct JoinAnswer {
+    pub error: Option<GroupError>,
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Filled for the leader only: every member and its metadata for the chosen protocol.
+    pub members: Vec<JoinedMember>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub metadata: Bytes,
+}
+
+#[derive(Debug)]
+pub struct SyncWork {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's assignment per member; empty from followers.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncAnswer {
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug)]
+pub struct HeartbeatWork {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct LeaveWork {
+    pub group_id: String,
+    /// (member id, group instance id, reason) per leaving member.
+    pub members: Vec<(String, Option<String>, Option<String>)>,
+}
+
+#[derive(Debug)]
+pub struct CommitWork {
+    pub group_id: String,
+    /// The classic generation or, for KIP-848 groups, the member epoch; -1 for a commit from outside
+    /// group management (AdminClient, `assign()` consumers).
+    pub generation_or_member_epoch: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub offsets: Vec<CommitOffset>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitOffset {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct OffsetFetchWork {
+    pub group_id: String,
+    /// KIP-848 members name themselves (OffsetFetch v9+); `None` and -1 otherwise.
+    pub member_id: Option<String>,
+    pub member_epoch: i32,
+    /// `None` asks for every committed offset of the group.
+    pub partitions: Option<Vec<(Arc<str>, i32)>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FetchedOffset {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// -1 when nothing is committed.
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct OffsetDeleteWork {
+    pub group_id: String,
+    pub partitions: Vec<(Arc<str>, i32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupDescription {
+    pub group_id: String,
+    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance, Stable, Dead (classic);
+    /// Empty, Assigning, Reconciling, Stable (consumer).
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub is_consumer_group: bool,
+    pub members: Vec<MemberDescription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberDescription {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    /// "classic" or "consumer".
+    pub group_type: String,
+}
+
+#[derive(Debug)]
+pub struct ConsumerHeartbeatWork {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns, when it reports them (on join and after each change).
+    pub owned: Option<TopicIdPartitions>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerHeartbeatAnswer {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// Sent when it changed (or the member asked with a full request); `None` keeps the last one.
+    pub assignment: Option<TopicIdPartitions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub member_epoch: i32,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub assignment: TopicIdPartitions,
+    pub target_assignment: TopicIdPartitions,
 }
 
 /// What travels on a mesh channel: a request with the id its answer will carry, or that answer.

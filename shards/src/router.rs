@@ -1,6 +1,7 @@
-//! Which shard owns a partition: one pure function, the only place in the code that answers it.
+//! Which shard owns a partition or a consumer group: pure functions, the only place in the code that
+//! answers either.
 //!
-//! Owns: the mapping (topic, partition) → ShardId. Never: I/O or mutable state. Both the broker's
+//! Owns: the mappings (topic, partition) → ShardId and group id → ShardId. Never: I/O or mutable state. Both the broker's
 //! handlers (to route a request) and the shards (to decide which logs to open) call it, so it lives in
 //! this crate.
 //!
@@ -18,6 +19,21 @@ pub fn shard_for(topic: &str, partition: i32, shard_count: usize) -> ShardId {
     let topic_slot = topic_hash(topic) % count;
     let partition_slot = u64::from(partition.unsigned_abs()) % count;
     ShardId(((topic_slot + partition_slot) % count) as u16)
+}
+
+/// The shard that coordinates consumer group `group_id` (its members, timers and committed offsets)
+/// when the broker runs `shard_count` shards. The same FNV-1a hash as topics: stable across builds,
+/// so a restart with the same shard count finds every group where it was. A restart with another
+/// count moves groups; their offset files are found by scanning (see `group::store`).
+pub fn shard_for_group(group_id: &str, shard_count: usize) -> ShardId {
+    assert!(shard_count > 0);
+    assert!(shard_count <= usize::from(u16::MAX));
+    ShardId((group_hash(group_id) % shard_count as u64) as u16)
+}
+
+/// The hash behind `shard_for_group`; group files with over-long ids are named by it.
+pub fn group_hash(group_id: &str) -> u64 {
+    topic_hash(group_id)
 }
 
 fn topic_hash(topic: &str) -> u64 {
@@ -50,6 +66,16 @@ mod tests {
             .filter(|&partition| shard_for("events", partition, 2) == ShardId(0))
             .count();
         assert_eq!(on_first, 4);
+    }
+
+    #[test]
+    fn groups_spread_over_shards_and_stay_put() {
+        let owners: std::collections::BTreeSet<_> = (0..64)
+            .map(|index| shard_for_group(&format!("group-{index}"), 4))
+            .collect();
+        assert_eq!(owners.len(), 4);
+        assert_eq!(shard_for_group("g", 1), ShardId(0));
+        assert_eq!(shard_for_group("orders", 4), shard_for_group("orders", 4));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub struct ShardConfig {
     pub defaults: BrokerDefaults,
     pub shard_count: usize,
     pub pool_bytes: usize,
+    pub groups: crate::group::GroupConfig,
 }
 
 /// A shard's ends of the mesh and of the pool's return queues, created at boot on the main thread.
@@ -79,6 +80,7 @@ pub struct Shard {
     stopped: Notify,
     is_stopped: Cell<bool>,
     controller: Option<Controller>,
+    groups: crate::group::Coordinator,
 }
 
 /// Shard 0's catalog writer. The semaphore serializes catalog changes, which are rare and may await.
@@ -125,6 +127,12 @@ impl Shard {
             store: CatalogStore::new(&config.data_dir),
             lock: Semaphore::new(1),
         });
+        let groups = crate::group::Coordinator::load(
+            id,
+            config.shard_count,
+            config.data_dir.clone(),
+            config.groups.clone(),
+        );
         let shard = Rc::new(Shard {
             id,
             config,
@@ -137,6 +145,7 @@ impl Shard {
             stopped: Notify::default(),
             is_stopped: Cell::new(false),
             controller,
+            groups,
         });
         let started = Instant::now();
         shard.remove_orphans(&catalog);
@@ -150,7 +159,18 @@ impl Shard {
             glommio::spawn_local(pump(shard.clone(), receiver)).detach();
         }
         glommio::spawn_local(retention_loop(shard.clone())).detach();
+        glommio::spawn_local(crate::group::run_timers(shard.clone())).detach();
         shard
+    }
+
+    /// The consumer groups this shard coordinates.
+    pub fn groups(&self) -> &crate::group::Coordinator {
+        &self.groups
+    }
+
+    /// The shard that coordinates a consumer group.
+    pub fn group_owner(&self, group_id: &str) -> ShardId {
+        crate::router::shard_for_group(group_id, self.config.shard_count)
     }
 
     pub fn shard_count(&self) -> usize {
@@ -235,6 +255,9 @@ impl Shard {
             ShardRequest::ApplyCatalog(catalog) => {
                 self.apply_catalog(catalog);
                 ShardResponse::CatalogApplied
+            }
+            ShardRequest::Group(request) => {
+                ShardResponse::Group(crate::group::serve(&self, *request).await)
             }
             ShardRequest::Shutdown => {
                 self.shutdown();

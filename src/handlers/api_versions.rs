@@ -6,31 +6,33 @@
 use bytes::BytesMut;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
 
-use super::{encode, HandlerError, Outcome, APIS};
+use super::{encode, BrokerContext, HandlerError, Outcome, APIS};
 use crate::errors;
 use crate::protocol::reader::Reader;
 use crate::protocol::requests::api_versions::ApiVersionsRequest;
 
 pub fn handle(
+    context: &BrokerContext,
     reader: &mut Reader,
     version: i16,
     out: &mut BytesMut,
 ) -> Result<Outcome, HandlerError> {
     // The client's software name and version are informational; decoding still checks the frame.
     let _request = ApiVersionsRequest::decode(reader, version)?;
-    encode(&response(errors::NONE), version, out)
+    encode(&response(context, errors::NONE), version, out)
 }
 
-pub fn unsupported_version(out: &mut BytesMut) -> Outcome {
-    match encode(&response(errors::UNSUPPORTED_VERSION), 0, out) {
+pub fn unsupported_version(context: &BrokerContext, out: &mut BytesMut) -> Outcome {
+    match encode(&response(context, errors::UNSUPPORTED_VERSION), 0, out) {
         Ok(outcome) => outcome,
         Err(error) => Outcome::Close(format!("cannot encode ApiVersions v0: {error:?}")),
     }
 }
 
-fn response(error_code: i16) -> ApiVersionsResponse {
+fn response(context: &BrokerContext, error_code: i16) -> ApiVersionsResponse {
     let api_keys = APIS
         .iter()
+        .filter(|api| context.serves(api))
         .map(|api| {
             ApiVersion::default()
                 .with_api_key(api.key as i16)

@@ -8,15 +8,29 @@
 //! Handler shape (as Redpanda's): decode → split by shard → await → merge in request order → encode.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod groups;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::rc::Rc;
 
@@ -48,6 +62,8 @@ pub struct BrokerContext {
     pub node_id: i32,
     pub advertised_host: String,
     pub port: i32,
+    /// `--enable-consumer-groups`: whether the group APIs are advertised and served.
+    pub groups_enabled: bool,
 }
 
 impl BrokerContext {
@@ -57,7 +73,24 @@ impl BrokerContext {
             node_id: config.node_id,
             advertised_host: config.advertised_host(),
             port: i32::from(config.port),
+            groups_enabled: config.enable_consumer_groups,
         }
+    }
+
+    /// Whether this broker serves `api` (group APIs only while groups are enabled).
+    pub fn serves(&self, api: &ApiEntry) -> bool {
+        self.groups_enabled || !api.needs_groups
+    }
+}
+
+/// Who sent a request: what group descriptions show as a member's client host (Kafka's `/address`).
+pub struct Peer<'a> {
+    pub address: &'a str,
+}
+
+impl Peer<'_> {
+    pub fn client_host(&self) -> String {
+        format!("/{}", self.address)
     }
 }
 
@@ -69,6 +102,8 @@ pub struct ApiEntry {
     pub advertised_min: i16,
     pub served_min: i16,
     pub max: i16,
+    /// A consumer-group API: hidden and refused under `--enable-consumer-groups false`.
+    pub needs_groups: bool,
 }
 
 const fn entry(key: ApiKey, advertised_min: i16, served_min: i16, max: i16) -> ApiEntry {
@@ -77,10 +112,23 @@ const fn entry(key: ApiKey, advertised_min: i16, served_min: i16, max: i16) -> A
         advertised_min,
         served_min,
         max,
+        needs_groups: false,
     }
 }
 
-/// Every API FluxMQ serves, with the versions Kafka 4.x serves.
+const fn group_entry(key: ApiKey, min: i16, max: i16) -> ApiEntry {
+    ApiEntry {
+        key,
+        advertised_min: min,
+        served_min: min,
+        max,
+        needs_groups: true,
+    }
+}
+
+/// Every API FluxMQ serves, with the versions Kafka 4.x serves. OffsetCommit and OffsetFetch stop at
+/// v9 (Kafka 4.1 has v10, with topic ids): the `kafka-protocol` crate's request side ends there, and
+/// every client negotiates down. OffsetCommit from v2 still overlaps librdkafka's 1..2 requirement.
 pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::Produce, 0, 3, 13),
     entry(ApiKey::Fetch, 4, 4, 18),
@@ -92,6 +140,19 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeConfigs, 1, 1, 4),
     entry(ApiKey::CreatePartitions, 0, 0, 3),
     entry(ApiKey::DescribeCluster, 0, 0, 2),
+    entry(ApiKey::FindCoordinator, 0, 0, 6),
+    group_entry(ApiKey::OffsetCommit, 2, 9),
+    group_entry(ApiKey::OffsetFetch, 1, 9),
+    group_entry(ApiKey::JoinGroup, 0, 9),
+    group_entry(ApiKey::Heartbeat, 0, 4),
+    group_entry(ApiKey::LeaveGroup, 0, 5),
+    group_entry(ApiKey::SyncGroup, 0, 5),
+    group_entry(ApiKey::DescribeGroups, 0, 6),
+    group_entry(ApiKey::ListGroups, 0, 5),
+    group_entry(ApiKey::DeleteGroups, 0, 2),
+    group_entry(ApiKey::OffsetDelete, 0, 0),
+    group_entry(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    group_entry(ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 fn api_entry(key: i16) -> Option<&'static ApiEntry> {
@@ -100,18 +161,23 @@ fn api_entry(key: i16) -> Option<&'static ApiEntry> {
 
 /// Handles one request frame, writing the response header and body into `out` (after the 4-byte size
 /// placeholder the connection already put there).
-pub async fn handle(context: &BrokerContext, frame: Bytes, out: &mut BytesMut) -> Outcome {
+pub async fn handle(
+    context: &BrokerContext,
+    peer: &Peer<'_>,
+    frame: Bytes,
+    out: &mut BytesMut,
+) -> Outcome {
     let (key, version, correlation_id) = match peek_api(&frame) {
         Ok(api) => api,
         Err(error) => return Outcome::Close(format!("unreadable request header: {error}")),
     };
-    let Some(api) = api_entry(key) else {
+    let Some(api) = api_entry(key).filter(|api| context.serves(api)) else {
         return Outcome::Close(format!("unknown or unsupported API key {key}"));
     };
     if api.key == ApiKey::ApiVersions && !(api.served_min..=api.max).contains(&version) {
         // KIP-511: answer in v0, the one version every client can read, with our ranges.
         encode_response_header(out, correlation_id, false);
-        return api_versions::unsupported_version(out);
+        return api_versions::unsupported_version(context, out);
     }
     if !(api.served_min..=api.max).contains(&version) {
         return Outcome::Close(format!("{:?} v{version} is not supported", api.key));
@@ -126,7 +192,7 @@ pub async fn handle(context: &BrokerContext, frame: Bytes, out: &mut BytesMut) -
     let response_flexible = flexible && api.key != ApiKey::ApiVersions;
     encode_response_header(out, correlation_id, response_flexible);
     let mut reader = Reader::new(body);
-    let result = dispatch(context, api.key, &header, &mut reader, out).await;
+    let result = dispatch(context, peer, api.key, &header, &mut reader, out).await;
     match result {
         Ok(outcome) => outcome,
         Err(HandlerError::Decode(error)) => {
@@ -148,6 +214,7 @@ pub async fn handle(context: &BrokerContext, frame: Bytes, out: &mut BytesMut) -
 
 async fn dispatch(
     context: &BrokerContext,
+    peer: &Peer<'_>,
     key: ApiKey,
     header: &RequestHeader,
     reader: &mut Reader,
@@ -155,7 +222,7 @@ async fn dispatch(
 ) -> Result<Outcome, HandlerError> {
     let version = header.api_version;
     match key {
-        ApiKey::ApiVersions => api_versions::handle(reader, version, out),
+        ApiKey::ApiVersions => api_versions::handle(context, reader, version, out),
         ApiKey::Metadata => metadata::handle(context, reader, version, out).await,
         ApiKey::Produce => produce::handle(context, reader, version, out).await,
         ApiKey::Fetch => fetch::handle(context, reader, version, out).await,
@@ -165,6 +232,23 @@ async fn dispatch(
         ApiKey::CreatePartitions => create_partitions::handle(context, reader, version, out).await,
         ApiKey::DescribeCluster => describe_cluster::handle(context, reader, version, out),
         ApiKey::DescribeConfigs => describe_configs::handle(context, reader, version, out),
+        ApiKey::FindCoordinator => find_coordinator::handle(context, reader, version, out),
+        ApiKey::JoinGroup => join_group::handle(context, peer, header, reader, version, out).await,
+        ApiKey::SyncGroup => sync_group::handle(context, reader, version, out).await,
+        ApiKey::Heartbeat => heartbeat::handle(context, reader, version, out).await,
+        ApiKey::LeaveGroup => leave_group::handle(context, reader, version, out).await,
+        ApiKey::OffsetCommit => offset_commit::handle(context, reader, version, out).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(context, reader, version, out).await,
+        ApiKey::OffsetDelete => offset_delete::handle(context, reader, version, out).await,
+        ApiKey::DescribeGroups => describe_groups::handle(context, reader, version, out).await,
+        ApiKey::ListGroups => list_groups::handle(context, reader, version, out).await,
+        ApiKey::DeleteGroups => delete_groups::handle(context, reader, version, out).await,
+        ApiKey::ConsumerGroupHeartbeat => {
+            consumer_group_heartbeat::handle(context, peer, header, reader, version, out).await
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            consumer_group_describe::handle(context, reader, version, out).await
+        }
         other => Ok(Outcome::Close(format!("{other:?} is not served"))),
     }
 }

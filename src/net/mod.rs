@@ -65,8 +65,13 @@ pub async fn serve(listener: TcpListener, context: Rc<BrokerContext>, connection
                 .peer_addr()
                 .map(|address| address.to_string())
                 .unwrap_or_default();
+            // What group descriptions show as a member's host: the address without the port.
+            let host = stream
+                .peer_addr()
+                .map(|address| address.ip().to_string())
+                .unwrap_or_default();
             debug!("{}: connection from {peer}", context.shard.id);
-            match connection(stream, &context).await {
+            match connection(stream, &context, &host).await {
                 Ok(()) => debug!("{}: {peer} closed", context.shard.id),
                 Err(error) => info!(
                     "{}: closing connection from {peer}: {error}",
@@ -79,7 +84,8 @@ pub async fn serve(listener: TcpListener, context: Rc<BrokerContext>, connection
     }
 }
 
-async fn connection(mut stream: TcpStream, context: &BrokerContext) -> io::Result<()> {
+async fn connection(mut stream: TcpStream, context: &BrokerContext, host: &str) -> io::Result<()> {
+    let peer = handlers::Peer { address: host };
     stream
         .set_nodelay(true)
         .map_err(|error| io::Error::other(error.to_string()))?;
@@ -106,7 +112,7 @@ async fn connection(mut stream: TcpStream, context: &BrokerContext) -> io::Resul
             out = BytesMut::with_capacity(64 * 1024);
         }
         out.put_i32(0);
-        match handlers::handle(context, frame.into_bytes(), &mut out).await {
+        match handlers::handle(context, &peer, frame.into_bytes(), &mut out).await {
             Outcome::Respond => {
                 let length = i32::try_from(out.len() - 4).map_err(|_| {
                     io::Error::new(io::ErrorKind::InvalidData, "response too large")

@@ -63,6 +63,24 @@ pub const CONFIG_RESOURCES_PER_REQUEST_MAX: usize = TOPICS_PER_REQUEST_MAX;
 /// Config keys asked for one resource in DescribeConfigs; same reasoning as `CONFIGS_PER_TOPIC_MAX`.
 pub const CONFIG_KEYS_PER_RESOURCE_MAX: usize = CONFIGS_PER_TOPIC_MAX;
 
+/// Consumer groups named by one request (DescribeGroups, DeleteGroups, OffsetFetch v8+,
+/// ConsumerGroupDescribe). An admin listing every group of a large cluster asks for thousands.
+pub const GROUPS_PER_REQUEST_MAX: usize = 100_000;
+
+/// Keys in one batched FindCoordinator (v4+); the Java admin batches one per group it describes.
+pub const COORDINATOR_KEYS_PER_REQUEST_MAX: usize = GROUPS_PER_REQUEST_MAX;
+
+/// Members named by one SyncGroup (the leader's assignments) or LeaveGroup. Follows the coordinator's
+/// own cap on group size, with room for a leader that knows more members than a shrunk group has.
+pub const MEMBERS_PER_REQUEST_MAX: usize = 100_000;
+
+/// Assignment protocols one member offers in JoinGroup. Clients offer one to three (range,
+/// cooperative-sticky, ...).
+pub const PROTOCOLS_PER_MEMBER_MAX: usize = 1_000;
+
+/// State or type filters in ListGroups: Kafka knows about ten group states and three group types.
+pub const GROUP_FILTERS_MAX: usize = 100;
+
 /// Tagged fields in one struct. Kafka 4.1 defines at most a handful of tags per struct, and unknown tags are
 /// skipped without allocating, so this only bounds the skip loop.
 pub const TAGGED_FIELDS_MAX: usize = 64;

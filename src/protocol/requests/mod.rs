@@ -8,15 +8,28 @@
 //! Owns: request bodies. Never: I/O, handler logic (topic-name validation, authorization), shard types, panics.
 
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use bytes::Bytes;
 
@@ -36,6 +49,19 @@ pub enum Request {
     CreatePartitions(create_partitions::CreatePartitionsRequest),
     DescribeCluster(describe_cluster::DescribeClusterRequest),
     DescribeConfigs(describe_configs::DescribeConfigsRequest),
+    FindCoordinator(find_coordinator::FindCoordinatorRequest),
+    JoinGroup(join_group::JoinGroupRequest),
+    SyncGroup(sync_group::SyncGroupRequest),
+    Heartbeat(heartbeat::HeartbeatRequest),
+    LeaveGroup(leave_group::LeaveGroupRequest),
+    OffsetCommit(offset_commit::OffsetCommitRequest),
+    OffsetFetch(offset_fetch::OffsetFetchRequest),
+    OffsetDelete(offset_delete::OffsetDeleteRequest),
+    DescribeGroups(describe_groups::DescribeGroupsRequest),
+    ListGroups(list_groups::ListGroupsRequest),
+    DeleteGroups(delete_groups::DeleteGroupsRequest),
+    ConsumerGroupHeartbeat(consumer_group_heartbeat::ConsumerGroupHeartbeatRequest),
+    ConsumerGroupDescribe(consumer_group_describe::ConsumerGroupDescribeRequest),
 }
 
 /// Decodes the body of a request whose header said `api_key` and `version`. Keys without a decoder here answer
@@ -70,6 +96,45 @@ pub fn decode_request(api_key: i16, version: i16, body: Bytes) -> Result<Request
         ),
         Some(ApiKey::DescribeConfigs) => Request::DescribeConfigs(
             describe_configs::DescribeConfigsRequest::decode(reader, version)?,
+        ),
+        Some(ApiKey::FindCoordinator) => Request::FindCoordinator(
+            find_coordinator::FindCoordinatorRequest::decode(reader, version)?,
+        ),
+        Some(ApiKey::JoinGroup) => {
+            Request::JoinGroup(join_group::JoinGroupRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::SyncGroup) => {
+            Request::SyncGroup(sync_group::SyncGroupRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::Heartbeat) => {
+            Request::Heartbeat(heartbeat::HeartbeatRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::LeaveGroup) => {
+            Request::LeaveGroup(leave_group::LeaveGroupRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::OffsetCommit) => {
+            Request::OffsetCommit(offset_commit::OffsetCommitRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::OffsetFetch) => {
+            Request::OffsetFetch(offset_fetch::OffsetFetchRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::OffsetDelete) => {
+            Request::OffsetDelete(offset_delete::OffsetDeleteRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::DescribeGroups) => Request::DescribeGroups(
+            describe_groups::DescribeGroupsRequest::decode(reader, version)?,
+        ),
+        Some(ApiKey::ListGroups) => {
+            Request::ListGroups(list_groups::ListGroupsRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::DeleteGroups) => {
+            Request::DeleteGroups(delete_groups::DeleteGroupsRequest::decode(reader, version)?)
+        }
+        Some(ApiKey::ConsumerGroupHeartbeat) => Request::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::ConsumerGroupHeartbeatRequest::decode(reader, version)?,
+        ),
+        Some(ApiKey::ConsumerGroupDescribe) => Request::ConsumerGroupDescribe(
+            consumer_group_describe::ConsumerGroupDescribeRequest::decode(reader, version)?,
         ),
         _ => return Err(DecodeError::UnsupportedVersion { api_key, version }),
     };
@@ -141,8 +206,12 @@ mod tests {
     #[test]
     fn random_bodies_never_panic() {
         let mut random = XorShift::new(42);
-        for _ in 0..3_000 {
-            let api_key = [0i16, 1, 2, 3, 18, 19, 20, 32, 37, 60][random.below(10)];
+        for _ in 0..6_000 {
+            let keys = [
+                0i16, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 32, 37, 42, 47, 60,
+                68, 69,
+            ];
+            let api_key = keys[random.below(keys.len())];
             let version = random.below(20) as i16;
             let length = random.below(64);
             let body: Vec<u8> = (0..length).map(|_| random.next_u64() as u8).collect();
