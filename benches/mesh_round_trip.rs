@@ -59,6 +59,7 @@ impl TwoShards {
             },
             shard_count: 2,
             pool_bytes: 16 * 1024 * 1024,
+            groups: shards::group::GroupConfig::default(),
         });
         let catalog = Arc::new(Catalog::default());
         let cpus = core_affinity::get_core_ids().unwrap_or_default();

@@ -260,10 +260,11 @@ class Report:
                          fmt_float(get(kafka, "mb_per_sec"), 1),
                          fmt_count(get(fluxmq, "msgs_per_sec")) if fluxmq and "error" not in fluxmq else "n/a",
                          fmt_float(get(fluxmq, "mb_per_sec"), 1), fmt_ratio(value)])
-            if fluxmq and "error" in fluxmq:
-                self.add("ConsumerPerformance subscribes with a consumer group, which FluxMQ does not serve "
-                         "yet, so it has no FluxMQ number.")
-                self.add()
+            for kind, run in (("Kafka", kafka), ("FluxMQ", fluxmq)):
+                if run and "error" in run:
+                    self.add(f"ConsumerPerformance (it subscribes with a consumer group) failed against {kind}: "
+                             f"{run['error']}.")
+                    self.add()
             if value is not None:
                 self.chart_rows.append(("consume 1000 B (ConsumerPerformance)", value, True, None))
         self.table(["workload", "Kafka msg/s", "Kafka MB/s", "FluxMQ msg/s", "FluxMQ MB/s", "ratio"], rows)

@@ -655,7 +655,7 @@ def parse_consumer_performance(stdout):
                         "rebalance_ms": float(fields[6]), "fetch_ms": float(fields[7])}
             except ValueError:
                 continue
-    return {"error": "no result line (FluxMQ needs consumer groups for ConsumerPerformance)"}
+    return {"error": "no result line; see the clients log"}
 
 
 # --------------------------------------------------------------------------------------------------
