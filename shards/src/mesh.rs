@@ -178,16 +178,6 @@ pub struct ProducerInfo {
     pub current_txn_start_offset: i64,
 }
 
-/// An offset a transaction commits for a consumer group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingOffset {
-    pub topic: Arc<str>,
-    pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
-    pub metadata: Option<String>,
-}
-
 /// Requests a transaction coordinator serves, one transactional id each (Describe and List span all
 /// the ids a coordinator owns).
 #[derive(Debug)]
@@ -220,7 +210,7 @@ pub enum TxnRequest {
         producer_id: i64,
         producer_epoch: i16,
         group_id: String,
-        offsets: Vec<PendingOffset>,
+        offsets: Vec<CommitOffset>,
     },
     EndTxn {
         transactional_id: String,
@@ -524,7 +514,8 @@ pub struct CommitWork {
     pub offsets: Vec<CommitOffset>,
 }
 
-#[derive(Debug, Clone)]
+/// One committed offset, from OffsetCommit or (held until the transaction commits) TxnOffsetCommit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitOffset {
     pub topic: Arc<str>,
     pub partition: i32,

@@ -8,7 +8,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use shards::mesh::{
-    CommitOffset, CommitWork, GroupRequest, GroupResponse, PendingOffset, TxnRequest, TxnResponse,
+    CommitOffset, CommitWork, GroupRequest, GroupResponse, TxnRequest, TxnResponse,
 };
 
 use super::{encode, groups, topic_name, txn_coordinator, BrokerContext, HandlerError, Outcome};
@@ -42,7 +42,7 @@ pub async fn handle(
             };
             slots.push(codes.len());
             codes.push(errors::NONE);
-            offsets.push(PendingOffset {
+            offsets.push(CommitOffset {
                 topic: info.name.clone(),
                 partition: partition.partition_index,
                 offset: partition.committed_offset,
@@ -88,7 +88,7 @@ pub async fn handle(
 async fn commit(
     context: &BrokerContext,
     request: &TxnOffsetCommitRequest,
-    offsets: Vec<PendingOffset>,
+    offsets: Vec<CommitOffset>,
     version: i16,
 ) -> Vec<i16> {
     let count = offsets.len();
@@ -98,16 +98,7 @@ async fn commit(
             generation_or_member_epoch: request.generation_id,
             member_id: request.member_id.clone(),
             group_instance_id: request.group_instance_id.clone(),
-            offsets: offsets
-                .iter()
-                .map(|pending| CommitOffset {
-                    topic: pending.topic.clone(),
-                    partition: pending.partition,
-                    offset: pending.offset,
-                    leader_epoch: pending.leader_epoch,
-                    metadata: pending.metadata.clone(),
-                })
-                .collect(),
+            offsets: offsets.to_vec(),
         };
         let checked = groups::call(
             context,

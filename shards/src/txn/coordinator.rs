@@ -24,8 +24,8 @@ use super::{
     TRANSACTION_TIMEOUT_MS_MAX,
 };
 use crate::mesh::{
-    CommitOffset, CommitWork, GroupRequest, GroupResponse, PendingOffset, ShardRequest,
-    ShardResponse, TxnDescription, TxnError, TxnListing, TxnMarker, TxnRequest, TxnResponse,
+    CommitOffset, CommitWork, GroupRequest, GroupResponse, ShardRequest, ShardResponse,
+    TxnDescription, TxnError, TxnListing, TxnMarker, TxnRequest, TxnResponse,
 };
 use crate::shard::{Notify, Shard};
 use crate::time::now_ms;
@@ -375,7 +375,7 @@ fn offset_commit(
     id: &str,
     producer: (i64, i16),
     group_id: &str,
-    offsets: Vec<PendingOffset>,
+    offsets: Vec<CommitOffset>,
 ) -> Vec<Result<(), TxnError>> {
     let mut table = shard.txn().table.borrow_mut();
     let all = |result: Result<(), TxnError>| offsets.iter().map(|_| result.clone()).collect();
@@ -451,7 +451,7 @@ async fn complete(shard: &Rc<Shard>, id: &str, commit: bool) -> Result<(), TxnEr
             })
             .collect();
         // An abort drops the offsets: the group never sees them.
-        let offsets: Vec<(String, Vec<PendingOffset>)> = match commit {
+        let offsets: Vec<(String, Vec<CommitOffset>)> = match commit {
             true => metadata
                 .groups
                 .iter()
@@ -518,23 +518,14 @@ async fn write_markers(shard: &Rc<Shard>, markers: Vec<TxnMarker>) {
 
 /// Hands a committed transaction's offsets to each group's coordinator, after the markers: a
 /// restart between the two repeats both, which changes nothing the second time.
-async fn commit_group_offsets(shard: &Rc<Shard>, offsets: Vec<(String, Vec<PendingOffset>)>) {
+async fn commit_group_offsets(shard: &Rc<Shard>, offsets: Vec<(String, Vec<CommitOffset>)>) {
     for (group_id, offsets) in offsets {
         let work = CommitWork {
             group_id: group_id.clone(),
             generation_or_member_epoch: -1,
             member_id: String::new(),
             group_instance_id: None,
-            offsets: offsets
-                .into_iter()
-                .map(|pending| CommitOffset {
-                    topic: pending.topic,
-                    partition: pending.partition,
-                    offset: pending.offset,
-                    leader_epoch: pending.leader_epoch,
-                    metadata: pending.metadata,
-                })
-                .collect(),
+            offsets,
         };
         let owner = shard.group_owner(&group_id);
         let request = ShardRequest::Group(Box::new(GroupRequest::CommitTxnOffsets(work)));

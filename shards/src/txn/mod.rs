@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use log::warn;
 
-use crate::mesh::{PendingOffset, TxnError, TxnSummary};
+use crate::mesh::{CommitOffset, TxnError, TxnSummary};
 use crate::router::shard_for_transactional_id;
 use crate::{ShardId, TopicPartition};
 
@@ -94,7 +94,7 @@ pub struct TxnMetadata {
     pub partitions: BTreeSet<TopicPartition>,
     /// Groups added by AddOffsetsToTxn, each with the offsets TxnOffsetCommit gave it so far (by
     /// partition); they reach the group when the transaction commits.
-    pub groups: BTreeMap<String, BTreeMap<(Arc<str>, i32), PendingOffset>>,
+    pub groups: BTreeMap<String, BTreeMap<(Arc<str>, i32), CommitOffset>>,
     /// When the open transaction began (broker clock), -1 when none is open.
     pub start_ms: i64,
     /// Incremented with every persisted change.
@@ -290,7 +290,7 @@ fn parse_line(line: &str) -> Option<(String, TxnMetadata)> {
                 "~" => None,
                 text => Some(unhex(text)?),
             };
-            let pending = PendingOffset {
+            let pending = CommitOffset {
                 topic: topic.clone(),
                 partition,
                 offset,
@@ -405,7 +405,7 @@ mod tests {
                 "group one\n".to_string(),
                 [(
                     (Arc::from("orders"), 2),
-                    PendingOffset {
+                    CommitOffset {
                         topic: Arc::from("orders"),
                         partition: 2,
                         offset: 41,
