@@ -139,3 +139,31 @@ pub fn assert_count_rejected<T: Debug>(result: Result<T, DecodeError>, count: us
     };
     assert!(rejected, "count {count}: {result:?}");
 }
+
+/// Bytes from hex digits: golden encodings taken from kafka-clients for versions the oracle crate cannot encode.
+pub fn from_hex(text: &str) -> Bytes {
+    assert!(text.len() % 2 == 0, "odd number of hex digits");
+    (0..text.len())
+        .step_by(2)
+        .map(|index| u8::from_str_radix(&text[index..index + 2], 16).expect("hex digits"))
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// `check_every_version` for one golden encoding: decode it whole, then sweep truncations and random corruption
+/// over it. Returns what was decoded, for the caller to compare field by field.
+pub fn check_golden<T: Debug>(
+    version: i16,
+    encoded: &str,
+    decode: impl Fn(&mut Reader, i16) -> Result<T, DecodeError>,
+) -> T {
+    let body = from_hex(encoded);
+    let mut reader = Reader::new(body.clone());
+    let ours = decode(&mut reader, version).unwrap_or_else(|error| panic!("v{version}: {error}"));
+    assert_eq!(reader.remaining(), 0, "v{version}: body not fully consumed");
+    assert_every_truncation_fails(&body, |prefix| decode(&mut Reader::new(prefix), version));
+    assert_random_flips_never_panic(&body, version, |mutated| {
+        decode(&mut Reader::new(mutated), version)
+    });
+    ours
+}

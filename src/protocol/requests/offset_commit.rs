@@ -1,7 +1,6 @@
-//! OffsetCommit request (key 8), versions 2–9; flexible from v8. `retention_time_ms` only in v2–4,
+//! OffsetCommit request (key 8), versions 2–10; flexible from v8. `retention_time_ms` only in v2–4,
 //! `group_instance_id` from v7, `committed_leader_epoch` from v6. From v9 the generation field carries
-//! the KIP-848 member epoch for consumer-protocol groups. (v10 names topics by id; the
-//! `kafka-protocol` crate we encode responses with stops at v9, so v9 is our maximum.)
+//! the KIP-848 member epoch for consumer-protocol groups; v10 names topics by topic id instead of name.
 //!
 //! Owns: decoding the body. Never: group logic, or panics on input.
 
@@ -24,7 +23,10 @@ pub struct OffsetCommitRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetCommitTopic {
+    /// v2–9; empty from v10.
     pub name: String,
+    /// v10+; all zeroes before.
+    pub topic_id: [u8; 16],
     pub partitions: Vec<OffsetCommitPartition>,
 }
 
@@ -39,7 +41,7 @@ pub struct OffsetCommitPartition {
 
 impl OffsetCommitRequest {
     pub const VERSION_MIN: i16 = 2;
-    pub const VERSION_MAX: i16 = 9;
+    pub const VERSION_MAX: i16 = 10;
 
     pub fn decode(reader: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = check_version(
@@ -58,7 +60,11 @@ impl OffsetCommitRequest {
         };
         let retention_time_ms = if version <= 4 { reader.i64()? } else { -1 };
         let topics = reader.array(flexible, TOPICS_PER_REQUEST_MAX, |reader| {
-            let name = reader.string(flexible)?;
+            let (name, topic_id) = if version >= 10 {
+                (String::new(), reader.uuid()?)
+            } else {
+                (reader.string(flexible)?, [0; 16])
+            };
             let partitions = reader.array(flexible, PARTITIONS_PER_TOPIC_MAX, |reader| {
                 let partition_index = reader.i32()?;
                 let committed_offset = reader.i64()?;
@@ -77,7 +83,11 @@ impl OffsetCommitRequest {
             if flexible {
                 reader.skip_tagged_fields()?;
             }
-            Ok(OffsetCommitTopic { name, partitions })
+            Ok(OffsetCommitTopic {
+                name,
+                topic_id,
+                partitions,
+            })
         })?;
         if flexible {
             reader.skip_tagged_fields()?;
@@ -96,7 +106,9 @@ impl OffsetCommitRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::test_support::{check_every_version, text};
+    use crate::protocol::test_support::{
+        assert_count_rejected, check_every_version, check_golden, text, uuid_bytes,
+    };
     use bytes::Bytes;
     use kafka_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -167,7 +179,64 @@ mod tests {
 
     #[test]
     fn matches_the_oracle_in_every_version() {
-        let versions = OffsetCommitRequest::VERSION_MIN..=OffsetCommitRequest::VERSION_MAX;
+        // The oracle's request side stops at v9; v10 is checked against kafka-clients below.
+        let versions = OffsetCommitRequest::VERSION_MIN..=9;
         check_every_version(versions, oracle, OffsetCommitRequest::decode, assert_same);
+    }
+
+    /// kafka-clients 4.4.0's `OffsetCommitRequestData` at v10 (`MessageUtil.toByteBufferAccessor`): group "g",
+    /// generation 4, member "m1", instance "i1", one topic with id `uuid_bytes(7)` and partitions
+    /// {0, offset 42, epoch 9, "meta"} and {5, i64::MAX, epoch -1, null}, and an unknown top-level tag 1 = "z".
+    const V10: &str =
+        "026700000004036d3103693102d9dadbdcdddedfe0e1e2e3e4e5e6e7e803000000000000000000\
+                       00002a00000009056d65746100000000057fffffffffffffffffffffff0000000101017a";
+
+    #[test]
+    fn decodes_v10_by_topic_id_like_kafka_clients() {
+        let ours = check_golden(10, V10, OffsetCommitRequest::decode);
+        let expected = OffsetCommitRequest {
+            group_id: "g".into(),
+            generation_id_or_member_epoch: 4,
+            member_id: "m1".into(),
+            group_instance_id: Some("i1".into()),
+            retention_time_ms: -1,
+            topics: vec![OffsetCommitTopic {
+                name: String::new(),
+                topic_id: uuid_bytes(7),
+                partitions: vec![
+                    OffsetCommitPartition {
+                        partition_index: 0,
+                        committed_offset: 42,
+                        committed_leader_epoch: 9,
+                        committed_metadata: Some("meta".into()),
+                    },
+                    OffsetCommitPartition {
+                        partition_index: 5,
+                        committed_offset: i64::MAX,
+                        committed_leader_epoch: -1,
+                        committed_metadata: None,
+                    },
+                ],
+            }],
+        };
+        assert_eq!(ours, expected);
+    }
+
+    #[test]
+    fn huge_v10_counts_fail_without_allocating() {
+        // Group "g", generation 4, member "m1", null instance, then a topics count of 2^31 - 1.
+        let head: &[u8] = &[0x02, b'g', 0, 0, 0, 4, 0x03, b'm', b'1', 0x00];
+        let lying = [0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0];
+        let body = Bytes::from([head, lying.as_slice()].concat());
+        assert_count_rejected(
+            OffsetCommitRequest::decode(&mut Reader::new(body), 10),
+            0x7fff_ffff,
+        );
+        // One topic (its id), then a partitions count of 2^31 - 1.
+        let body = Bytes::from([head, &[0x02], &uuid_bytes(7), lying.as_slice()].concat());
+        assert_count_rejected(
+            OffsetCommitRequest::decode(&mut Reader::new(body), 10),
+            0x7fff_ffff,
+        );
     }
 }

@@ -1,7 +1,7 @@
-//! OffsetFetch request (key 9), versions 1–9; flexible from v6. Versions 1–7 ask one `group_id` for
-//! `topics` (null = every committed offset, from v2); versions 8–9 batch `groups`, and v9 adds the
-//! KIP-848 `member_id` and `member_epoch`. `require_stable` from v7. (v10 names topics by id; see
-//! `offset_commit.rs` for why v9 is our maximum.)
+//! OffsetFetch request (key 9), versions 1–10; flexible from v6. Versions 1–7 ask one `group_id` for
+//! `topics` (null = every committed offset, from v2); versions 8–10 batch `groups`, v9 adds the
+//! KIP-848 `member_id` and `member_epoch`, and v10 names topics by topic id instead of name.
+//! `require_stable` from v7.
 //!
 //! Owns: decoding the body. Never: group logic, or panics on input.
 
@@ -31,13 +31,16 @@ pub struct OffsetFetchGroup {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetFetchTopic {
+    /// v1–9; empty from v10.
     pub name: String,
+    /// v10+; all zeroes before.
+    pub topic_id: [u8; 16],
     pub partition_indexes: Vec<i32>,
 }
 
 impl OffsetFetchRequest {
     pub const VERSION_MIN: i16 = 1;
-    pub const VERSION_MAX: i16 = 9;
+    pub const VERSION_MAX: i16 = 10;
 
     pub fn decode(reader: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         let flexible = check_version(
@@ -50,11 +53,11 @@ impl OffsetFetchRequest {
             let group_id = reader.string(flexible)?;
             let topics = if version >= 2 {
                 reader.nullable_array(flexible, TOPICS_PER_REQUEST_MAX, |reader| {
-                    decode_topic(reader, flexible)
+                    decode_topic(reader, version, flexible)
                 })?
             } else {
                 Some(reader.array(flexible, TOPICS_PER_REQUEST_MAX, |reader| {
-                    decode_topic(reader, flexible)
+                    decode_topic(reader, version, flexible)
                 })?)
             };
             vec![OffsetFetchGroup {
@@ -72,7 +75,7 @@ impl OffsetFetchRequest {
                     (None, -1)
                 };
                 let topics = reader.nullable_array(flexible, TOPICS_PER_REQUEST_MAX, |reader| {
-                    decode_topic(reader, flexible)
+                    decode_topic(reader, version, flexible)
                 })?;
                 if flexible {
                     reader.skip_tagged_fields()?;
@@ -100,8 +103,16 @@ impl OffsetFetchRequest {
     }
 }
 
-fn decode_topic(reader: &mut Reader, flexible: bool) -> Result<OffsetFetchTopic, DecodeError> {
-    let name = reader.string(flexible)?;
+fn decode_topic(
+    reader: &mut Reader,
+    version: i16,
+    flexible: bool,
+) -> Result<OffsetFetchTopic, DecodeError> {
+    let (name, topic_id) = if version >= 10 {
+        (String::new(), reader.uuid()?)
+    } else {
+        (reader.string(flexible)?, [0; 16])
+    };
     let partition_indexes =
         reader.array(flexible, PARTITIONS_PER_TOPIC_MAX, |reader| reader.i32())?;
     if flexible {
@@ -109,6 +120,7 @@ fn decode_topic(reader: &mut Reader, flexible: bool) -> Result<OffsetFetchTopic,
     }
     Ok(OffsetFetchTopic {
         name,
+        topic_id,
         partition_indexes,
     })
 }
@@ -117,7 +129,10 @@ fn decode_topic(reader: &mut Reader, flexible: bool) -> Result<OffsetFetchTopic,
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::protocol::test_support::{check_every_version, text};
+    use crate::protocol::test_support::{
+        assert_count_rejected, check_every_version, check_golden, text, uuid_bytes,
+    };
+    use bytes::Bytes;
     use kafka_protocol::messages::offset_fetch_request::{
         OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
     };
@@ -191,7 +206,60 @@ mod tests {
 
     #[test]
     fn matches_the_oracle_in_every_version() {
-        let versions = OffsetFetchRequest::VERSION_MIN..=OffsetFetchRequest::VERSION_MAX;
+        // The oracle's request side stops at v9; v10 is checked against kafka-clients below.
+        let versions = OffsetFetchRequest::VERSION_MIN..=9;
         check_every_version(versions, oracle, OffsetFetchRequest::decode, assert_same);
+    }
+
+    /// kafka-clients 4.4.0's `OffsetFetchRequestData` at v10 (`MessageUtil.toByteBufferAccessor`): group "g1"
+    /// (member "m1", epoch 12) asking topic id `uuid_bytes(7)` partitions 1 and 3, group "g2" (null member, epoch
+    /// -1) asking every offset (null topics), require_stable true.
+    const V10: &str =
+        "03036731036d310000000c02d9dadbdcdddedfe0e1e2e3e4e5e6e7e8030000000100000003000003\
+                       673200ffffffff00000100";
+
+    #[test]
+    fn decodes_v10_by_topic_id_like_kafka_clients() {
+        let ours = check_golden(10, V10, OffsetFetchRequest::decode);
+        let expected = OffsetFetchRequest {
+            groups: vec![
+                OffsetFetchGroup {
+                    group_id: "g1".into(),
+                    member_id: Some("m1".into()),
+                    member_epoch: 12,
+                    topics: Some(vec![OffsetFetchTopic {
+                        name: String::new(),
+                        topic_id: uuid_bytes(7),
+                        partition_indexes: vec![1, 3],
+                    }]),
+                },
+                OffsetFetchGroup {
+                    group_id: "g2".into(),
+                    member_id: None,
+                    member_epoch: -1,
+                    topics: None,
+                },
+            ],
+            require_stable: true,
+        };
+        assert_eq!(ours, expected);
+    }
+
+    #[test]
+    fn huge_v10_counts_fail_without_allocating() {
+        // One group "g", null member, epoch -1, then a topics count of 2^31 - 1.
+        let head: &[u8] = &[0x02, 0x02, b'g', 0x00, 0xff, 0xff, 0xff, 0xff];
+        let lying = [0x80, 0x80, 0x80, 0x80, 0x08, 0, 0, 0];
+        let body = Bytes::from([head, lying.as_slice()].concat());
+        assert_count_rejected(
+            OffsetFetchRequest::decode(&mut Reader::new(body), 10),
+            0x7fff_ffff,
+        );
+        // One topic (its id), then a partition count of 2^31 - 1.
+        let body = Bytes::from([head, &[0x02], &uuid_bytes(7), lying.as_slice()].concat());
+        assert_count_rejected(
+            OffsetFetchRequest::decode(&mut Reader::new(body), 10),
+            0x7fff_ffff,
+        );
     }
 }
