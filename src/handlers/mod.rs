@@ -135,9 +135,8 @@ const fn group_entry(key: ApiKey, min: i16, max: i16) -> ApiEntry {
     }
 }
 
-/// Every API FluxMQ serves, with the versions Kafka 4.x serves. OffsetCommit and OffsetFetch stop at
-/// v9 (Kafka 4.1 has v10, with topic ids): the `kafka-protocol` crate's request side ends there, and
-/// every client negotiates down. OffsetCommit from v2 still overlaps librdkafka's 1..2 requirement.
+/// Every API FluxMQ serves, with the versions Kafka 4.x serves. OffsetCommit from v2 still overlaps
+/// librdkafka's 1..2 requirement.
 pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::Produce, 0, 3, 13),
     entry(ApiKey::Fetch, 4, 4, 18),
@@ -158,8 +157,8 @@ pub const APIS: &[ApiEntry] = &[
     entry(ApiKey::DescribeTransactions, 0, 0, 0),
     entry(ApiKey::ListTransactions, 0, 0, 1),
     group_entry(ApiKey::TxnOffsetCommit, 0, 5),
-    group_entry(ApiKey::OffsetCommit, 2, 9),
-    group_entry(ApiKey::OffsetFetch, 1, 9),
+    group_entry(ApiKey::OffsetCommit, 2, 10),
+    group_entry(ApiKey::OffsetFetch, 1, 10),
     group_entry(ApiKey::JoinGroup, 0, 9),
     group_entry(ApiKey::Heartbeat, 0, 4),
     group_entry(ApiKey::LeaveGroup, 0, 5),

@@ -1,6 +1,8 @@
-//! OffsetCommit (key 8), v2–9: commits land in the group's file on its shard before the answer. The
-//! generation field is the classic generation, or from v9 the KIP-848 member epoch. Partitions of
-//! unknown topics answer UNKNOWN_TOPIC_OR_PARTITION without reaching the coordinator, as in Kafka.
+//! OffsetCommit (key 8), v2–10: commits land in the group's file on its shard before the answer. The
+//! generation field is the classic generation, or from v9 the KIP-848 member epoch. v10 names topics
+//! by topic id; offsets are stored by topic name either way, so a commit by id is fetched by name and
+//! the other way round. Partitions of unknown topics answer UNKNOWN_TOPIC_OR_PARTITION (by name) or
+//! UNKNOWN_TOPIC_ID (by id, v10) without reaching the coordinator, as in Kafka.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use super::groups::call;
 use super::{encode, topic_name, BrokerContext, HandlerError, Outcome};
 use crate::errors;
 use crate::protocol::reader::Reader;
-use crate::protocol::requests::offset_commit::OffsetCommitRequest;
+use crate::protocol::requests::offset_commit::{OffsetCommitRequest, OffsetCommitTopic};
 
 pub async fn handle(
     context: &BrokerContext,
@@ -29,11 +31,21 @@ pub async fn handle(
     let mut offsets = Vec::new();
     let mut slots = Vec::new();
     for topic in &request.topics {
-        let info = catalog.topic(&topic.name);
+        let (info, unknown) = if version >= 10 {
+            match catalog.topic_by_id(&topic.topic_id) {
+                Some(info) => (Some(info), errors::UNKNOWN_TOPIC_OR_PARTITION),
+                None => (None, errors::UNKNOWN_TOPIC_ID),
+            }
+        } else {
+            (
+                catalog.topic(&topic.name),
+                errors::UNKNOWN_TOPIC_OR_PARTITION,
+            )
+        };
         for partition in &topic.partitions {
             let known =
                 info.is_some_and(|info| (0..info.partitions).contains(&partition.partition_index));
-            codes.push(errors::UNKNOWN_TOPIC_OR_PARTITION);
+            codes.push(unknown);
             if let (true, Some(info)) = (known, info) {
                 slots.push(codes.len() - 1);
                 offsets.push(CommitOffset {
@@ -78,9 +90,14 @@ pub async fn handle(
             }
         }
     }
+    encode(&response(&request.topics, codes), version, out)
+}
+
+/// One code per partition, in request order. The version picks how topics are named: the name up to
+/// v9, the id from v10 (the name is empty there).
+fn response(topics: &[OffsetCommitTopic], codes: Vec<i16>) -> OffsetCommitResponse {
     let mut codes = codes.into_iter();
-    let topics = request
-        .topics
+    let topics = topics
         .iter()
         .map(|topic| {
             let partitions = topic
@@ -94,12 +111,40 @@ pub async fn handle(
                 .collect();
             OffsetCommitResponseTopic::default()
                 .with_name(topic_name(&topic.name))
+                .with_topic_id(uuid::Uuid::from_bytes(topic.topic_id))
                 .with_partitions(partitions)
         })
         .collect();
-    encode(
-        &OffsetCommitResponse::default().with_topics(topics),
-        version,
-        out,
-    )
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::requests::offset_commit::OffsetCommitPartition;
+    use crate::protocol::test_support::{from_hex, uuid_bytes};
+
+    /// kafka-clients 4.4.0's `OffsetCommitResponseData` at v10 (`MessageUtil.toByteBufferAccessor`): topic id
+    /// `uuid_bytes(7)`, partition 0 NONE and partition 5 UNKNOWN_TOPIC_ID.
+    const V10: &str =
+        "0000000002d9dadbdcdddedfe0e1e2e3e4e5e6e7e80300000000000000000000050064000000";
+
+    #[test]
+    fn v10_response_is_encoded_like_kafka_clients() {
+        let partition = |partition_index| OffsetCommitPartition {
+            partition_index,
+            committed_offset: 1,
+            committed_leader_epoch: -1,
+            committed_metadata: None,
+        };
+        let topics = [OffsetCommitTopic {
+            name: String::new(),
+            topic_id: uuid_bytes(7),
+            partitions: vec![partition(0), partition(5)],
+        }];
+        let mut out = BytesMut::new();
+        let response = response(&topics, vec![errors::NONE, errors::UNKNOWN_TOPIC_ID]);
+        assert!(encode(&response, 10, &mut out).is_ok());
+        assert_eq!(out.freeze(), from_hex(V10));
+    }
 }

@@ -22,7 +22,7 @@ pub mod reader;
 pub mod requests;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 // Limits. They will move to `src/limits.rs` with the rest of the broker's limits. Each one bounds the memory a
 // single request can make us allocate: a wire count is trusted only after it passes both its limit and the bytes
