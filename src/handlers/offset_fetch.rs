@@ -20,7 +20,9 @@ use super::groups::call;
 use super::{encode, str_bytes, topic_name, BrokerContext, HandlerError, Outcome};
 use crate::errors;
 use crate::protocol::reader::Reader;
-use crate::protocol::requests::offset_fetch::{OffsetFetchGroup, OffsetFetchRequest};
+use crate::protocol::requests::offset_fetch::{
+    OffsetFetchGroup, OffsetFetchRequest, OffsetFetchTopic,
+};
 
 pub async fn handle(
     context: &BrokerContext,
@@ -30,26 +32,10 @@ pub async fn handle(
 ) -> Result<Outcome, HandlerError> {
     let request = OffsetFetchRequest::decode(reader, version)?;
     let catalog = context.shard.catalog();
-    // Per group, the requested topics' names: the request's (v1–9), or each id's topic (v10; None =
-    // unknown id). None for a group that asks for every offset.
-    let names: Vec<Option<Vec<Option<Arc<str>>>>> = request
+    let names: Vec<Option<Names>> = request
         .groups
         .iter()
-        .map(|group| {
-            group.topics.as_ref().map(|topics| {
-                topics
-                    .iter()
-                    .map(|topic| {
-                        if version >= 10 {
-                            let info = catalog.topic_by_id(&topic.topic_id);
-                            info.map(|info| Arc::clone(&info.name))
-                        } else {
-                            Some(Arc::from(topic.name.as_str()))
-                        }
-                    })
-                    .collect()
-            })
-        })
+        .map(|group| resolve(group, version, &catalog))
         .collect();
     let mut answers = Vec::with_capacity(request.groups.len());
     for (group, names) in request.groups.iter().zip(&names) {
@@ -91,6 +77,24 @@ pub async fn handle(
         version,
         out,
     )
+}
+
+/// Per requested topic, the name its offsets are stored under: the request's (v1–9) or its id's topic
+/// (v10; None for an id the catalog does not hold).
+type Names = Vec<Option<Arc<str>>>;
+
+/// The names of the topics a group asks for; None when it asks for every offset.
+fn resolve(group: &OffsetFetchGroup, version: i16, catalog: &Catalog) -> Option<Names> {
+    let topics = group.topics.as_ref()?;
+    let name = |topic: &OffsetFetchTopic| {
+        if version >= 10 {
+            let info = catalog.topic_by_id(&topic.topic_id)?;
+            Some(Arc::clone(&info.name))
+        } else {
+            Some(Arc::from(topic.name.as_str()))
+        }
+    };
+    Some(topics.iter().map(name).collect())
 }
 
 /// Asks the group's coordinator for the requested partitions of the topics `names` resolved (an
@@ -157,25 +161,27 @@ fn topics_by_id(
             let partitions = requested
                 .partition_indexes
                 .iter()
-                .map(|&partition| {
-                    let code = match name {
-                        Some(_) => match offsets.next() {
-                            Some(offset) => return partitions_v8(offset),
-                            None => errors::UNKNOWN_SERVER_ERROR,
-                        },
-                        None => errors::UNKNOWN_TOPIC_ID,
-                    };
-                    OffsetFetchResponsePartitions::default()
-                        .with_partition_index(partition)
-                        .with_committed_offset(-1)
-                        .with_committed_leader_epoch(-1)
-                        .with_metadata(Some(str_bytes("")))
-                        .with_error_code(code)
+                .map(|&partition| match name {
+                    Some(_) => offsets.next().map_or_else(
+                        || unanswered(partition, errors::UNKNOWN_SERVER_ERROR),
+                        partitions_v8,
+                    ),
+                    None => unanswered(partition, errors::UNKNOWN_TOPIC_ID),
                 })
                 .collect();
             topic(requested.topic_id, partitions)
         })
         .collect()
+}
+
+/// A partition the coordinator was not asked about, with no offset and `code`.
+fn unanswered(partition: i32, code: i16) -> OffsetFetchResponsePartitions {
+    OffsetFetchResponsePartitions::default()
+        .with_partition_index(partition)
+        .with_committed_offset(-1)
+        .with_committed_leader_epoch(-1)
+        .with_metadata(Some(str_bytes("")))
+        .with_error_code(code)
 }
 
 /// Offsets grouped by topic, topics in first-seen order (the request's order when it named them).
@@ -250,7 +256,6 @@ fn partitions_v8(offset: &FetchedOffset) -> OffsetFetchResponsePartitions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::requests::offset_fetch::OffsetFetchTopic;
     use crate::protocol::test_support::{from_hex, uuid_bytes};
     use shards::catalog::TopicInfo;
 
