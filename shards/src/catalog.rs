@@ -11,7 +11,7 @@
 //! config values we accept contain no spaces, commas or equals signs. The cluster id lives in
 //! `<data-dir>/meta/cluster_id`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -257,21 +257,46 @@ pub struct TopicInfo {
     pub config: TopicConfig,
 }
 
-/// An immutable snapshot of all topics. Replaced as a whole, never changed in place.
+/// An immutable snapshot of all topics. Replaced as a whole, never changed in place, so the index by
+/// topic id (Fetch v13+, OffsetCommit/OffsetFetch v10 and the KIP-848 assignor look topics up by id) is
+/// built once with the snapshot and can never disagree with the map by name.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     pub version: u64,
     pub cluster_id: String,
-    pub topics: BTreeMap<Arc<str>, Arc<TopicInfo>>,
+    topics: BTreeMap<Arc<str>, Arc<TopicInfo>>,
+    by_id: HashMap<[u8; 16], Arc<TopicInfo>>,
 }
 
 impl Catalog {
+    pub fn new(
+        version: u64,
+        cluster_id: String,
+        topics: BTreeMap<Arc<str>, Arc<TopicInfo>>,
+    ) -> Catalog {
+        let by_id = topics
+            .values()
+            .map(|topic| (topic.id, Arc::clone(topic)))
+            .collect();
+        Catalog {
+            version,
+            cluster_id,
+            topics,
+            by_id,
+        }
+    }
+
+    /// Every topic, ordered by name.
+    pub fn topics(&self) -> &BTreeMap<Arc<str>, Arc<TopicInfo>> {
+        &self.topics
+    }
+
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicInfo>> {
         self.topics.get(name)
     }
 
     pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<&Arc<TopicInfo>> {
-        self.topics.values().find(|topic| &topic.id == id)
+        self.by_id.get(id)
     }
 }
 
@@ -358,11 +383,7 @@ impl CatalogStore {
             }
             Err(error) => return Err(error),
         };
-        let mut catalog = Catalog {
-            version: 1,
-            cluster_id,
-            topics: BTreeMap::new(),
-        };
+        let mut topics = BTreeMap::new();
         let text = match fs::read_to_string(self.dir.join("topics")) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -379,9 +400,9 @@ impl CatalogStore {
                     ),
                 )
             })?;
-            catalog.topics.insert(topic.name.clone(), Arc::new(topic));
+            topics.insert(topic.name.clone(), Arc::new(topic));
         }
-        Ok(catalog)
+        Ok(Catalog::new(1, cluster_id, topics))
     }
 
     /// Persists the topic list durably (temporary file, fsync, rename, fsync of the directory).

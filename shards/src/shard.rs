@@ -550,7 +550,7 @@ impl Shard {
             }
         }
         let now = now_ms();
-        for topic in next.topics.values() {
+        for topic in next.topics().values() {
             for index in 0..topic.partitions {
                 let name = TopicPartition {
                     topic: topic.name.clone(),
@@ -750,7 +750,7 @@ fn plan_catalog_change(
     operation: ControllerOp,
     defaults: &BrokerDefaults,
 ) -> (Option<Catalog>, Vec<Result<(), ControllerError>>) {
-    let mut topics: BTreeMap<Arc<str>, Arc<TopicInfo>> = current.topics.clone();
+    let mut topics: BTreeMap<Arc<str>, Arc<TopicInfo>> = current.topics().clone();
     let (results, validate_only): (Vec<_>, bool) = match operation {
         ControllerOp::CreateTopics {
             topics: requested,
@@ -786,11 +786,7 @@ fn plan_catalog_change(
         }
     };
     let changed = !validate_only && results.iter().any(Result::is_ok);
-    let next = changed.then(|| Catalog {
-        version: current.version,
-        cluster_id: current.cluster_id.clone(),
-        topics,
-    });
+    let next = changed.then(|| Catalog::new(current.version, current.cluster_id.clone(), topics));
     (next, results)
 }
 
@@ -970,7 +966,17 @@ mod tests {
         let (grown, results) = plan_catalog_change(&next, grow, &defaults());
         assert!(results[0].is_err());
         assert_eq!(results[1], Ok(()));
-        assert_eq!(grown.unwrap().topic("a").unwrap().partitions, 5);
+        let grown = grown.unwrap();
+        assert_eq!(grown.topic("a").unwrap().partitions, 5);
+        // The index by id follows every snapshot: the grown topic, found by its id, has 5 partitions.
+        let id = grown.topic("a").unwrap().id;
+        assert_eq!(grown.topic_by_id(&id).unwrap().partitions, 5);
+        let delete = ControllerOp::DeleteTopics {
+            names: vec!["a".into()],
+        };
+        let (deleted, results) = plan_catalog_change(&grown, delete, &defaults());
+        assert_eq!(results, vec![Ok(())]);
+        assert!(deleted.unwrap().topic_by_id(&id).is_none());
     }
 
     #[test]

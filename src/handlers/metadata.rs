@@ -47,7 +47,7 @@ pub async fn handle(
     }
     let topics = if all_topics {
         catalog
-            .topics
+            .topics()
             .keys()
             .map(|name| describe_topic(context, &catalog, &Wanted::Name(name.to_string()), version))
             .collect()

@@ -269,14 +269,13 @@ mod tests {
     #[test]
     fn v10_response_is_encoded_like_kafka_clients() {
         let name: Arc<str> = Arc::from("orders");
-        let mut catalog = Catalog::default();
         let info = TopicInfo {
             name: name.clone(),
             id: uuid_bytes(7),
             partitions: 4,
             config: Default::default(),
         };
-        catalog.topics.insert(name.clone(), Arc::new(info));
+        let catalog = Catalog::new(1, String::new(), [(name.clone(), Arc::new(info))].into());
         let requested = |seed, partition| OffsetFetchTopic {
             name: String::new(),
             topic_id: uuid_bytes(seed),
@@ -314,14 +313,13 @@ mod tests {
     #[test]
     fn v10_all_topics_skips_topics_the_catalog_no_longer_holds() {
         let name: Arc<str> = Arc::from("orders");
-        let mut catalog = Catalog::default();
         let info = TopicInfo {
             name: name.clone(),
             id: uuid_bytes(7),
             partitions: 1,
             config: Default::default(),
         };
-        catalog.topics.insert(name.clone(), Arc::new(info));
+        let catalog = Catalog::new(1, String::new(), [(name.clone(), Arc::new(info))].into());
         let offset = |topic: &Arc<str>| FetchedOffset {
             topic: topic.clone(),
             partition: 0,

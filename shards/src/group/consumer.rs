@@ -146,7 +146,7 @@ impl ConsumerMember {
         if let Some((_, regex)) = &self.subscribed_regex {
             topics.extend(
                 catalog
-                    .topics
+                    .topics()
                     .values()
                     .filter(|topic| regex.is_match(&topic.name))
                     .map(|topic| topic.id),
