@@ -123,8 +123,8 @@ pub struct PoolBuf {
 }
 
 impl PoolBuf {
-    /// Takes a buffer of exactly `len` bytes (zero-filled on first use, reused bytes otherwise) from
-    /// this shard's pool, waiting while the pool is over budget.
+    /// Takes a buffer of exactly `len` zero-filled bytes (a frame is read into it) from this shard's
+    /// pool, waiting while the pool is over budget.
     pub async fn acquire(len: usize) -> PoolBuf {
         loop {
             if let Some(buf) = try_acquire(len) {
@@ -133,6 +133,39 @@ impl PoolBuf {
             OVER_BUDGET_WAITS.with(|waits| waits.set(waits.get() + 1));
             glommio::timer::sleep(OVER_BUDGET_POLL).await;
         }
+    }
+
+    /// Takes an empty buffer with room for at least `capacity` bytes from this shard's pool, waiting
+    /// while the pool is over budget. Nothing is zero-filled: the caller fills it with
+    /// [`PoolBuf::extend_from_slice`], which is what a fetch reply needs (its bytes are all copies).
+    pub async fn acquire_empty(capacity: usize) -> PoolBuf {
+        loop {
+            if let Some(buf) = PoolBuf::try_acquire_empty(capacity) {
+                return buf;
+            }
+            OVER_BUDGET_WAITS.with(|waits| waits.set(waits.get() + 1));
+            glommio::timer::sleep(OVER_BUDGET_POLL).await;
+        }
+    }
+
+    /// Like [`PoolBuf::acquire_empty`], but answers `None` at once when the pool is over budget, so a
+    /// caller holding borrows it must not keep across an await can fall back to waiting without them.
+    pub fn try_acquire_empty(capacity: usize) -> Option<PoolBuf> {
+        with_pool(|state| state.take(capacity, Fill::Empty))
+    }
+
+    /// Appends `source`. The buffer never grows past the capacity it was lent with: its capacity is
+    /// what the budget counts and what class it goes back to.
+    pub fn extend_from_slice(&mut self, source: &[u8]) {
+        assert!(source.len() <= self.spare_capacity());
+        let capacity = self.data.capacity();
+        self.data.extend_from_slice(source);
+        assert!(self.data.capacity() == capacity);
+    }
+
+    /// Bytes that can still be appended.
+    pub fn spare_capacity(&self) -> usize {
+        self.data.capacity() - self.data.len()
     }
 
     /// Makes the buffer shareable and sendable; it still goes home when the last `Bytes` drops.
@@ -209,14 +242,27 @@ pub fn stats() -> Option<PoolStats> {
 }
 
 fn try_acquire(len: usize) -> Option<PoolBuf> {
+    with_pool(|state| state.take(len, Fill::Zeroed))
+}
+
+fn with_pool<T>(take: impl FnOnce(&mut PoolState) -> Option<T>) -> Option<T> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let state = pool
             .as_mut()
             .expect("PoolBuf::acquire runs on a shard thread");
         state.drain_returns();
-        state.take(len)
+        take(state)
     })
+}
+
+/// What a newly lent buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// `len` bytes, zero-filled where the buffer is new (a frame read into it needs initialised bytes).
+    Zeroed,
+    /// Nothing: room for `len` bytes that the borrower appends.
+    Empty,
 }
 
 fn class_of(capacity: usize) -> Option<usize> {
@@ -232,7 +278,7 @@ fn class_bytes(class: usize) -> usize {
 }
 
 impl PoolState {
-    fn take(&mut self, len: usize) -> Option<PoolBuf> {
+    fn take(&mut self, len: usize, fill: Fill) -> Option<PoolBuf> {
         let capacity = match class_of(len) {
             Some(class) => class_bytes(class),
             None => len,
@@ -254,7 +300,11 @@ impl PoolState {
             None => Vec::with_capacity(capacity),
         };
         assert!(data.capacity() >= len);
-        data.resize(len, 0);
+        assert!(data.is_empty());
+        match fill {
+            Fill::Zeroed => data.resize(len, 0),
+            Fill::Empty => {}
+        }
         self.lent_bytes += data.capacity();
         self.lent_count += 1;
         Some(PoolBuf {
@@ -341,6 +391,36 @@ mod tests {
             assert_eq!(stats.lent_count, 0);
             assert_eq!(stats.lent_bytes, 0);
             assert_eq!(stats.cached_bytes, CLASS_BYTES_MIN);
+        });
+    }
+
+    #[test]
+    fn empty_buffers_are_filled_by_appends_within_their_class() {
+        let mut ends = return_queues(1).into_iter();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            install(ShardId(0), 4 * CLASS_BYTES_MAX, ends.next().unwrap());
+            let mut buf = PoolBuf::acquire_empty(5000).await;
+            assert!(buf.is_empty());
+            assert_eq!(buf.spare_capacity(), 2 * CLASS_BYTES_MIN);
+            buf.extend_from_slice(b"abc");
+            buf.extend_from_slice(&[7u8; 4997]);
+            assert_eq!(buf.len(), 5000);
+            assert_eq!(&buf[..4], b"abc\x07");
+            assert_eq!(stats().unwrap().lent_bytes, 2 * CLASS_BYTES_MIN);
+            drop(buf);
+            let stats = stats().unwrap();
+            assert_eq!(stats.lent_count, 0);
+            assert_eq!(stats.cached_bytes, 2 * CLASS_BYTES_MIN);
+            // The cached buffer comes back empty, not holding the previous borrower's bytes.
+            let again = PoolBuf::try_acquire_empty(6000).unwrap();
+            assert!(again.is_empty());
+            assert_eq!(again.spare_capacity(), 2 * CLASS_BYTES_MIN);
+            // Over budget, the non-waiting form declines instead of waiting.
+            let whole = PoolBuf::try_acquire_empty(3 * CLASS_BYTES_MAX).unwrap();
+            assert!(PoolBuf::try_acquire_empty(CLASS_BYTES_MAX).is_none());
+            drop(whole);
+            assert!(PoolBuf::try_acquire_empty(CLASS_BYTES_MAX).is_some());
         });
     }
 

@@ -357,105 +357,60 @@ impl Shard {
     }
 
     async fn fetch(&self, work: FetchWork) -> Vec<Result<FetchedData, PartitionError>> {
-        // Pass one measures what each part will return, so one pool buffer can hold it all; the pool
-        // acquire may wait, and no partition borrow is held across it.
-        let plan = self.plan_fetch(&work);
-        let total: usize = plan
+        // The usual case finds every partition's bytes once and copies those very slices, with no
+        // await between (so no borrow is held across one).
+        let lengths = match self.fetch_without_waiting(&work) {
+            Ok(reads) => return reads,
+            Err(lengths) => lengths,
+        };
+        // The pool is over budget: wait for a buffer with no partition borrowed, then find the bytes
+        // again. The log only grows at its end, so re-reading each part with its planned length
+        // returns the same whole batches (or an error if the partition went away meanwhile).
+        let total: usize = lengths
             .iter()
-            .map(|slot| slot.as_ref().map_or(0, |planned| planned.length))
+            .map(|length| *length.as_ref().unwrap_or(&0))
             .sum();
-        let mut buffer = PoolBuf::acquire(total).await;
-        // Pass two copies. The log only grows at its end, so re-reading each part with its planned
-        // length returns the same whole batches (or an error if the partition went away meanwhile).
+        let buffer = PoolBuf::acquire_empty(total).await;
         let partitions = self.partitions.borrow();
-        let mut copied = 0;
-        let mut ranges = Vec::with_capacity(plan.len());
-        for (part, planned) in work.parts.iter().zip(plan) {
-            let planned = match planned {
-                Ok(planned) => planned,
-                Err(error) => {
-                    ranges.push(Err(error));
-                    continue;
-                }
-            };
-            let read = match partitions.get(&part.partition) {
-                Some(partition) if planned.length == 0 => Ok((&[][..], partition)),
-                Some(partition) => partition
-                    .read(part.offset, planned.length)
-                    .map(|bytes| (bytes, partition)),
-                None => Err(PartitionError::UnknownTopicOrPartition),
-            };
-            ranges.push(read.map(|(bytes, partition)| {
-                let length = bytes.len().min(planned.length);
-                buffer[copied..copied + length].copy_from_slice(&bytes[..length]);
-                let range = copied..copied + length;
-                copied += length;
-                let aborted = part.read_committed.then(|| {
-                    // Transactions overlapping what this fetch returns (or could have returned).
-                    let end = partition.last_stable_offset();
-                    partition
-                        .aborted_between(part.offset, end)
-                        .iter()
-                        .map(|txn| (txn.producer_id, txn.first_offset))
-                        .collect()
-                });
-                (
-                    range,
-                    partition.log().log_end_offset(),
-                    partition.last_stable_offset(),
-                    partition.log().log_start_offset(),
-                    aborted,
-                )
-            }));
-        }
-        drop(partitions);
-        buffer.truncate(copied);
-        let records = buffer.into_bytes();
-        ranges
-            .into_iter()
-            .map(|range| {
-                range.map(
-                    |(range, high_watermark, last_stable_offset, log_start_offset, aborted)| {
-                        FetchedData {
-                            high_watermark,
-                            last_stable_offset,
-                            log_start_offset,
-                            records: records.slice(range),
-                            aborted,
-                        }
-                    },
-                )
-            })
-            .collect()
-    }
-
-    fn plan_fetch(&self, work: &FetchWork) -> Vec<Result<PlannedRead, PartitionError>> {
-        let partitions = self.partitions.borrow();
-        let mut budget = work.max_bytes;
-        let mut any_data = false;
-        work.parts
+        let slices = work
+            .parts
             .iter()
-            .map(|part| {
+            .zip(lengths)
+            .map(|(part, length)| {
+                let length = length?;
                 let partition = partitions
                     .get(&part.partition)
                     .ok_or(PartitionError::UnknownTopicOrPartition)?;
-                let limit = part.max_bytes.min(budget);
-                let bytes = match part.read_committed {
-                    true => partition.read_stable(part.offset, limit.max(1))?,
-                    false => partition.read(part.offset, limit.max(1))?,
-                };
-                // Only the first partition with data may exceed the budget (KIP-74); later ones that
-                // would are left for the next fetch.
-                let length = if bytes.len() > limit && any_data {
-                    0
-                } else {
-                    bytes.len()
-                };
-                budget = budget.saturating_sub(length);
-                any_data |= length > 0;
-                Ok(PlannedRead { length })
+                if length == 0 {
+                    return Ok((partition, &[][..]));
+                }
+                let bytes = partition.read(part.offset, length)?;
+                Ok((partition, &bytes[..bytes.len().min(length)]))
             })
-            .collect()
+            .collect();
+        copy_fetched(&work, slices, buffer)
+    }
+
+    /// Serves a fetch if the pool lends a buffer at once; otherwise answers each part's planned
+    /// length (or error) so the caller can wait for one.
+    #[allow(clippy::type_complexity)]
+    fn fetch_without_waiting(
+        &self,
+        work: &FetchWork,
+    ) -> Result<Vec<Result<FetchedData, PartitionError>>, Vec<Result<usize, PartitionError>>> {
+        let partitions = self.partitions.borrow();
+        let slices = plan_fetch(&partitions, work);
+        let total: usize = slices
+            .iter()
+            .map(|slice| slice.as_ref().map_or(0, |(_, bytes)| bytes.len()))
+            .sum();
+        match PoolBuf::try_acquire_empty(total) {
+            Some(buffer) => Ok(copy_fetched(work, slices, buffer)),
+            None => Err(slices
+                .into_iter()
+                .map(|slice| slice.map(|(_, bytes)| bytes.len()))
+                .collect()),
+        }
     }
 
     async fn wait_for_data(&self, work: WaitWork) {
@@ -647,8 +602,84 @@ impl Shard {
     }
 }
 
-struct PlannedRead {
-    length: usize,
+/// What a fetch part found: its partition and the whole batches it returns (a slice of the mapping).
+type FetchSlice<'a> = Result<(&'a Partition, &'a [u8]), PartitionError>;
+
+/// Finds the bytes each part of a fetch returns, within the work's byte budget.
+fn plan_fetch<'a>(
+    partitions: &'a HashMap<TopicPartition, Partition>,
+    work: &FetchWork,
+) -> Vec<FetchSlice<'a>> {
+    let mut budget = work.max_bytes;
+    let mut any_data = false;
+    work.parts
+        .iter()
+        .map(|part| {
+            let partition = partitions
+                .get(&part.partition)
+                .ok_or(PartitionError::UnknownTopicOrPartition)?;
+            let limit = part.max_bytes.min(budget);
+            let bytes = match part.read_committed {
+                true => partition.read_stable(part.offset, limit.max(1))?,
+                false => partition.read(part.offset, limit.max(1))?,
+            };
+            // Only the first partition with data may exceed the budget (KIP-74); later ones that
+            // would are left for the next fetch.
+            let bytes = if bytes.len() > limit && any_data {
+                &bytes[..0]
+            } else {
+                bytes
+            };
+            budget = budget.saturating_sub(bytes.len());
+            any_data |= !bytes.is_empty();
+            Ok((partition, bytes))
+        })
+        .collect()
+}
+
+/// Copies every part's slice into `buffer` (lent with room for them all) and answers each part with
+/// its share of the buffer and its partition's offsets.
+fn copy_fetched(
+    work: &FetchWork,
+    slices: Vec<FetchSlice<'_>>,
+    mut buffer: PoolBuf,
+) -> Vec<Result<FetchedData, PartitionError>> {
+    assert!(buffer.is_empty());
+    assert!(slices.len() == work.parts.len());
+    let mut answers = Vec::with_capacity(slices.len());
+    for (part, slice) in work.parts.iter().zip(slices) {
+        answers.push(slice.map(|(partition, bytes)| {
+            let start = buffer.len();
+            buffer.extend_from_slice(bytes);
+            let aborted = part.read_committed.then(|| {
+                // Transactions overlapping what this fetch returns (or could have returned).
+                let end = partition.last_stable_offset();
+                partition
+                    .aborted_between(part.offset, end)
+                    .iter()
+                    .map(|txn| (txn.producer_id, txn.first_offset))
+                    .collect()
+            });
+            let answer = FetchedData {
+                high_watermark: partition.log().log_end_offset(),
+                last_stable_offset: partition.last_stable_offset(),
+                log_start_offset: partition.log().log_start_offset(),
+                records: bytes::Bytes::new(),
+                aborted,
+            };
+            (start..buffer.len(), answer)
+        }));
+    }
+    let records = buffer.into_bytes();
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.map(|(range, mut data)| {
+                data.records = records.slice(range);
+                data
+            })
+        })
+        .collect()
 }
 
 /// Drains one peer's channel: requests are served on their own task (so a slow one never blocks the
@@ -988,6 +1019,142 @@ mod tests {
         let (next, results) = plan_catalog_change(&Catalog::default(), operation, &defaults());
         assert_eq!(results, vec![Ok(())]);
         assert!(next.is_none());
+    }
+
+    async fn started_shard(data_dir: &std::path::Path, pool_bytes: usize) -> Rc<Shard> {
+        let config = ShardConfig {
+            data_dir: data_dir.to_path_buf(),
+            defaults: defaults(),
+            shard_count: 1,
+            pool_bytes,
+            groups: Default::default(),
+        };
+        let ends = wire(1).pop().unwrap();
+        let catalog = Arc::new(Catalog::default());
+        Shard::start(ShardId(0), ends, Arc::new(config), catalog).await
+    }
+
+    async fn control(shard: &Rc<Shard>, operation: ControllerOp) {
+        let ShardResponse::Controller(results) = shard
+            .clone()
+            .serve(ShardRequest::Controller(operation))
+            .await
+        else {
+            panic!("a controller answer");
+        };
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+
+    async fn produce(shard: &Rc<Shard>, partition: &TopicPartition, batches: usize) {
+        for index in 0..batches {
+            let batch = crate::storage::testing::simple_batch(10, 100, index as i64);
+            let part = ProducePart {
+                partition: partition.clone(),
+                records: batch.into(),
+            };
+            let ShardResponse::Produce(results) =
+                shard.clone().serve(ShardRequest::Produce(vec![part])).await
+            else {
+                panic!("a produce answer");
+            };
+            assert!(results[0].is_ok(), "{results:?}");
+        }
+    }
+
+    async fn fetch(shard: &Rc<Shard>, parts: &[(&TopicPartition, i64)]) -> Vec<FetchedData> {
+        let reads = fetch_results(shard, parts).await;
+        reads.into_iter().map(Result::unwrap).collect()
+    }
+
+    async fn fetch_results(
+        shard: &Rc<Shard>,
+        parts: &[(&TopicPartition, i64)],
+    ) -> Vec<Result<FetchedData, PartitionError>> {
+        let parts = parts
+            .iter()
+            .map(|(partition, offset)| FetchPart {
+                partition: (*partition).clone(),
+                offset: *offset,
+                max_bytes: 1 << 20,
+                read_committed: false,
+            })
+            .collect();
+        let work = FetchWork {
+            parts,
+            max_bytes: 50 << 20,
+        };
+        let ShardResponse::Fetch(reads) = shard.clone().serve(ShardRequest::Fetch(work)).await
+        else {
+            panic!("a fetch answer");
+        };
+        reads
+    }
+
+    fn log_bytes(shard: &Shard, partition: &TopicPartition, offset: i64) -> Vec<u8> {
+        let partitions = shard.partitions.borrow();
+        partitions[partition]
+            .read(offset, 1 << 20)
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn fetch_copies_the_planned_batches_and_survives_waiting_for_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = glommio::LocalExecutorBuilder::default().make().unwrap();
+        executor.run(async move {
+            let pool_bytes = 4 * pool::CLASS_BYTES_MAX;
+            let shard = started_shard(dir.path(), pool_bytes).await;
+            let create = ControllerOp::CreateTopics {
+                topics: vec![new_topic("grows", 1), new_topic("goes", 1)],
+                validate_only: false,
+            };
+            control(&shard, create).await;
+            let grows = TopicPartition {
+                topic: "grows".into(),
+                partition: 0,
+            };
+            let goes = TopicPartition {
+                topic: "goes".into(),
+                partition: 0,
+            };
+            produce(&shard, &grows, 5).await;
+            produce(&shard, &goes, 3).await;
+
+            // Without waiting: whole batches from the one holding the offset (15 is mid-batch).
+            let reads = fetch(&shard, &[(&grows, 15), (&goes, 0)]).await;
+            assert_eq!(&reads[0].records[..], &log_bytes(&shard, &grows, 15)[..]);
+            assert_eq!(&reads[1].records[..], &log_bytes(&shard, &goes, 0)[..]);
+            assert_eq!(reads[0].high_watermark, 50);
+            assert_eq!(reads[1].high_watermark, 30);
+            let planned = log_bytes(&shard, &grows, 0);
+            drop(reads);
+            assert_eq!(pool::stats().unwrap().lent_count, 0);
+
+            // Over budget: the fetch waits for the pool with nothing borrowed while one partition
+            // grows and the other's topic is deleted, then answers what it planned and the deletion.
+            let hold = PoolBuf::acquire(pool_bytes).await;
+            let waiting = glommio::spawn_local({
+                let shard = shard.clone();
+                let (grows, goes) = (grows.clone(), goes.clone());
+                async move { fetch_results(&shard, &[(&grows, 0), (&goes, 0)]).await }
+            });
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            let waits = pool::stats().unwrap().over_budget_waits;
+            assert!(waits > 0);
+            produce(&shard, &grows, 2).await;
+            let delete = ControllerOp::DeleteTopics {
+                names: vec!["goes".into()],
+            };
+            control(&shard, delete).await;
+            drop(hold);
+            let mut reads = waiting.await.into_iter();
+            let grown = reads.next().unwrap().unwrap();
+            assert_eq!(&grown.records[..], &planned[..]);
+            assert_eq!(grown.high_watermark, 70);
+            let gone = reads.next().unwrap();
+            assert!(matches!(gone, Err(PartitionError::UnknownTopicOrPartition)));
+        });
     }
 
     #[test]

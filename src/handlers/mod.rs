@@ -22,7 +22,7 @@ mod describe_groups;
 mod describe_producers;
 mod describe_transactions;
 mod end_txn;
-mod fetch;
+pub mod fetch;
 mod find_coordinator;
 mod groups;
 mod heartbeat;
@@ -175,13 +175,54 @@ fn api_entry(key: i16) -> Option<&'static ApiEntry> {
     APIS.iter().find(|entry| entry.key as i16 == key)
 }
 
+/// Byte strings a response sends from the buffers that already hold them instead of copying them into
+/// `out`: the record sets of a Fetch response, still in the owning shard's pool buffer. The connection
+/// sends `out` with these interleaved, each right after the first `position` bytes of `out`, in one
+/// vectored write, and then clears them, which sends the pool buffers home.
+#[derive(Default)]
+pub struct Splices {
+    parts: Vec<(usize, Bytes)>,
+    bytes: usize,
+}
+
+impl Splices {
+    /// Sends `bytes` right after everything written to `out` so far.
+    pub fn push(&mut self, out: &BytesMut, bytes: Bytes) {
+        let position = out.len();
+        assert!(self.parts.last().is_none_or(|(last, _)| *last <= position));
+        self.bytes += bytes.len();
+        self.parts.push((position, bytes));
+    }
+
+    /// The spliced byte strings with their positions in `out`, in order.
+    pub fn parts(&self) -> &[(usize, Bytes)] {
+        &self.parts
+    }
+
+    /// Bytes of all spliced strings together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Drops the spliced strings (their buffers go home) and keeps the capacity for the next response.
+    pub fn clear(&mut self) {
+        self.parts.clear();
+        self.bytes = 0;
+    }
+}
+
 /// Handles one request frame, writing the response header and body into `out` (after the 4-byte size
-/// placeholder the connection already put there).
+/// placeholder the connection already put there) and `splices`.
 pub async fn handle(
     context: &BrokerContext,
     peer: &Peer<'_>,
     frame: Bytes,
     out: &mut BytesMut,
+    splices: &mut Splices,
 ) -> Outcome {
     let (key, version, correlation_id) = match peek_api(&frame) {
         Ok(api) => api,
@@ -208,7 +249,7 @@ pub async fn handle(
     let response_flexible = flexible && api.key != ApiKey::ApiVersions;
     encode_response_header(out, correlation_id, response_flexible);
     let mut reader = Reader::new(body);
-    let result = dispatch(context, peer, api.key, &header, &mut reader, out).await;
+    let result = dispatch(context, peer, api.key, &header, &mut reader, out, splices).await;
     match result {
         Ok(outcome) => outcome,
         Err(HandlerError::Decode(error)) => {
@@ -235,13 +276,14 @@ async fn dispatch(
     header: &RequestHeader,
     reader: &mut Reader,
     out: &mut BytesMut,
+    splices: &mut Splices,
 ) -> Result<Outcome, HandlerError> {
     let version = header.api_version;
     match key {
         ApiKey::ApiVersions => api_versions::handle(context, reader, version, out),
         ApiKey::Metadata => metadata::handle(context, reader, version, out).await,
         ApiKey::Produce => produce::handle(context, reader, version, out).await,
-        ApiKey::Fetch => fetch::handle(context, reader, version, out).await,
+        ApiKey::Fetch => fetch::handle(context, reader, version, out, splices).await,
         ApiKey::ListOffsets => list_offsets::handle(context, reader, version, out).await,
         ApiKey::CreateTopics => create_topics::handle(context, reader, version, out).await,
         ApiKey::DeleteTopics => delete_topics::handle(context, reader, version, out).await,

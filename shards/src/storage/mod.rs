@@ -12,7 +12,7 @@ pub mod recovery;
 pub mod segment;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::fs::File;
 use std::path::Path;

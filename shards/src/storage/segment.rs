@@ -206,17 +206,45 @@ impl Segment {
         &self.mapping.bytes()[..self.file_bytes_at_open]
     }
 
-    /// Returns `len` written bytes at `position` and asks the kernel to start reading them in, so that
-    /// sending them to a socket does not stall on a major fault page by page.
+    /// Returns `len` written bytes at `position`. When the read enters a new `READ_AHEAD_WINDOW_BYTES`
+    /// window of the file and the window's first page is not in the page cache, it asks the kernel to
+    /// start reading the whole window in, so that copying a cold segment does not stall on one
+    /// readahead after another. Not once per read: `MADV_WILLNEED` walks every page of its range even
+    /// when all are cached (the usual case), which cost ~4 µs per MiB fetched; a one-page `mincore`
+    /// per window costs ~0.3 µs per 4 MiB.
     pub fn read(&self, position: usize, len: usize) -> &[u8] {
+        /// A consumer catching up with 1 MiB fetches checks once every four.
+        const READ_AHEAD_WINDOW_BYTES: usize = 4 << 20;
         assert!(position <= self.written_bytes);
         assert!(len <= self.written_bytes - position);
-        if len > 0 {
-            if let Err(error) = self.mapping.advise_range(Advice::WillNeed, position, len) {
+        let end = position + len;
+        let window_start = position.next_multiple_of(READ_AHEAD_WINDOW_BYTES);
+        if window_start < end && !self.page_is_cached(window_start) {
+            let window_end = end
+                .next_multiple_of(READ_AHEAD_WINDOW_BYTES)
+                .min(self.written_bytes);
+            let advised = self.mapping.advise_range(
+                Advice::WillNeed,
+                window_start,
+                window_end - window_start,
+            );
+            if let Err(error) = advised {
                 log::debug!("madvise willneed on {}: {error}", self.path.display());
             }
         }
-        &self.mapping.bytes()[position..position + len]
+        &self.mapping.bytes()[position..end]
+    }
+
+    /// Whether the page at `position` (page-aligned) of the mapping is in the page cache.
+    fn page_is_cached(&self, position: usize) -> bool {
+        let address = self.mapping.bytes()[position..].as_ptr();
+        let mut residency = [0u8; 1];
+        // SAFETY: `address` is inside the mapping and page-aligned (the mapping starts on a page and
+        // callers pass multiples of 4 MiB); a length of one byte asks about that single page, and
+        // `residency` has room for its one status byte.
+        let result =
+            unsafe { libc::mincore(address as *mut libc::c_void, 1, residency.as_mut_ptr()) };
+        result == 0 && residency[0] & 1 == 1
     }
 
     /// Copies `source` at the write position and returns the copied bytes, so that the log can stamp
