@@ -35,7 +35,7 @@ pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 /// Per-partition storage settings, mirroring the Kafka topic configs of the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
-    /// `segment.bytes`: capacity each new segment is preallocated to.
+    /// `segment.bytes`: how many bytes of batches a segment takes before the log rolls.
     pub segment_bytes: u64,
     /// `segment.ms`: a non-empty active segment older than this is rolled on the next append.
     pub segment_ms: i64,
@@ -357,20 +357,29 @@ impl PartitionLog {
         }
         let relative_offset = active.relative(base_offset);
         let position = active.data.written_bytes();
-        let stored = active.data.append(batch);
-        set_base_offset(stored, base_offset);
-        set_partition_leader_epoch(stored, 0);
+        // Stamp a copy of the header; the records go from the request to the page cache in one copy.
+        let (records_header, records) = batch.split_at(BATCH_HEADER_BYTES);
+        let mut stamped = [0u8; BATCH_HEADER_BYTES];
+        stamped.copy_from_slice(records_header);
+        set_base_offset(&mut stamped, base_offset);
+        set_partition_leader_epoch(&mut stamped, 0);
         let max_timestamp = match log_append_time {
             true => {
-                set_log_append_time(stored, now_ms);
+                set_log_append_time(&mut stamped, records, now_ms);
                 now_ms
             }
             false => header.max_timestamp,
         };
-        // Pair of the check before append: what landed in the segment is a valid batch. O(n), so debug only.
-        debug_assert!(BatchHeader::parse(stored)
-            .and_then(|stored_header| verify_crc(stored, &stored_header))
-            .is_ok());
+        active.data.append(&stamped, records)?;
+        // Pair of the check before append: what the mapping shows is the valid batch we wrote, with
+        // its offset. O(n), so debug only.
+        debug_assert!({
+            let stored = &active.data.written()[position..];
+            BatchHeader::parse(stored).is_ok_and(|stored_header| {
+                stored_header.base_offset == base_offset
+                    && verify_crc(&stored[..stored_header.total_bytes()], &stored_header).is_ok()
+            })
+        });
         active.index.on_batch(
             relative_offset,
             position as u32,
@@ -406,6 +415,7 @@ impl PartitionLog {
         if !active.data.is_sealed() {
             active.index.finish();
             active.data.seal()?;
+            active.data.flush()?;
             active.index.write_files(&self.dir)?;
         }
         let capacity_bytes = self.config.segment_bytes as usize;
@@ -533,8 +543,8 @@ impl PartitionLog {
         self.active_mut().data.flush()
     }
 
-    /// Clean shutdown: seal the active segment (flush, truncate to its length), write its indexes, then
-    /// leave the `clean-shutdown` marker so the next `open` can trust the indexes.
+    /// Clean shutdown: seal and sync the active segment, write its indexes, then leave the
+    /// `clean-shutdown` marker so the next `open` can trust the indexes.
     pub fn close(mut self) -> Result<(), StorageError> {
         let active = self
             .segments
@@ -544,6 +554,7 @@ impl PartitionLog {
             active.index.finish();
             active.data.seal()?;
         }
+        active.data.flush()?;
         active.index.write_files(&self.dir)?;
         // The index renames must be durable before the marker that vouches for them.
         sync_directory(&self.dir)?;

@@ -288,7 +288,8 @@ fn resume(
 }
 
 /// Walks batches from `start` while they are valid and continue the offsets, feeding each to the index.
-/// Stops at the first batch that fails; zeros (preallocated space) fail the magic check.
+/// Stops at the first batch that fails; zeros (preallocated space in segments written before appends
+/// used `pwritev`) fail the magic check.
 fn walk(
     bytes: &[u8],
     base_offset: i64,
