@@ -29,7 +29,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use shards::storage::batch::{validate_batches, BATCH_HEADER_BYTES};
 use shards::storage::log::{LogConfig, PartitionLog};
 use shards::storage::segment::Segment;
+use shards::storage::syncer::Syncer;
 use std::hint::black_box;
+use std::rc::Rc;
 
 /// FluxMQ's default `--segment-bytes`.
 const SEGMENT_BYTES: usize = 64 * 1024 * 1024;
@@ -68,7 +70,8 @@ fn time_log_appends(batch: &[u8], count: u64) -> Duration {
     let mut left = count;
     while left > 0 {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut log = PartitionLog::open(dir.path(), config, 0).expect("a new log");
+        let syncer = Rc::new(Syncer::start("bench-sync").expect("a syncer thread"));
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer).expect("a new log");
         let round = left.min(per_segment);
         let started = Instant::now();
         for _ in 0..round {

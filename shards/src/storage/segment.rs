@@ -44,6 +44,7 @@ pub fn data_file_path(dir: &Path, base_offset: i64) -> PathBuf {
 pub struct Segment {
     base_offset: i64,
     path: PathBuf,
+    /// Shared with the shard's syncer while a seal job for this segment is queued.
     file: Arc<File>,
     /// Read-only and shared: the capacity of an active segment, the exact length of a sealed one opened
     /// at start-up.
@@ -260,7 +261,8 @@ impl Segment {
     }
 
     /// Ends the segment's active life: no more appends, and the file ends at the last batch. No system
-    /// call unless an earlier append failed part-way; durability is the caller's `flush`.
+    /// call unless an earlier append failed part-way; durability is `flush` or the syncer's job (see
+    /// `sync_handle`), off the reactor.
     pub fn seal(&mut self) -> Result<(), StorageError> {
         assert!(!self.sealed);
         if self.file_bytes > self.written_bytes {
@@ -274,6 +276,12 @@ impl Segment {
         self.file_bytes_at_open = self.written_bytes;
         assert!(self.file_bytes == self.written_bytes);
         Ok(())
+    }
+
+    /// The file handle a seal job fdatasyncs while this segment keeps serving reads.
+    pub(crate) fn sync_handle(&self) -> Arc<File> {
+        assert!(self.sealed);
+        self.file.clone()
     }
 
     /// Sets the write position found by recovery and cuts everything after it. Bytes past the end may
@@ -416,6 +424,7 @@ mod tests {
         assert_eq!(segment.remaining_bytes(), 0);
         assert_eq!(file_len(segment.path()), 1005);
         assert_eq!(segment.read(1000, 5), b"jello");
+        segment.sync_handle().sync_data().unwrap();
         drop(segment);
 
         let reopened = Segment::open_sealed(dir.path(), 0).unwrap();
