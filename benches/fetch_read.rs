@@ -34,8 +34,10 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use shards::mesh::FetchedData;
 use shards::pool::PoolBuf;
 use shards::storage::log::{LogConfig, PartitionLog};
+use shards::storage::syncer::Syncer;
 use shards::ShardId;
 use std::hint::black_box;
+use std::rc::Rc;
 
 /// The Fetch version our load generator and older Java clients use (flexible, topics by name).
 const FETCH_VERSION: i16 = 12;
@@ -48,7 +50,8 @@ fn filled_log(dir: &std::path::Path) -> (PartitionLog, Vec<i64>) {
         segment_bytes: 64 * 1024 * 1024,
         ..LogConfig::default()
     };
-    let mut log = PartitionLog::open(dir, config, 0).expect("a new log");
+    let syncer = Syncer::start("bench-sync").expect("a syncer thread");
+    let mut log = PartitionLog::open(dir, config, 0, Rc::new(syncer)).expect("a new log");
     let batch = common::record_batch_of_size(BATCH_BYTES, 100);
     let mut base_offsets = Vec::new();
     for _ in 0..LOG_BYTES / batch.len() {

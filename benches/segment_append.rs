@@ -1,27 +1,37 @@
-//! Appending on the produce path, after validation: `Segment::append` (copy into the shared mapping of a
-//! preallocated file, pre-faulting 1 MiB ahead) and `PartitionLog::append` (that, plus framing checks,
-//! offset and leader-epoch stamping and the sparse index), for 1 KiB and 64 KiB batches into a 64 MiB
-//! segment (the broker's default `--segment-bytes`).
+//! Appending on the produce path, after validation: `Segment::append` (one `pwritev` of a batch's
+//! header and records into the page cache of a fresh segment file) and `PartitionLog::append` (that,
+//! plus framing checks, offset and leader-epoch stamping of a 61-byte header copy and the sparse index),
+//! for 1 KiB and 64 KiB batches into a 64 MiB segment (the broker's default `--segment-bytes`).
 //!
 //! Back of the envelope (memory and CPU; no disk I/O: the kernel writes dirty pages back later).
-//! The copy runs at memcpy speed into pages that are already mapped, ~5-10 GB/s. Every page is first
-//! touched by `MADV_POPULATE_WRITE` (shmem/page-cache allocation plus zeroing, ~0.5-1 µs per 4 KiB page,
-//! i.e. ~4-8 GB/s), which runs on the same thread once per 512 KiB of appends. Together: ~2-4 GB/s, so
-//! - 1 KiB: ~0.3-0.5 µs per batch, of which the log's per-batch bookkeeping is ~30-50 ns;
-//! - 64 KiB: ~15-30 µs per batch.
+//! The kernel copies the bytes into newly allocated page-cache folios: allocation, LRU and dirty
+//! accounting run per folio, the copy at memcpy speed, and a folio the write covers completely is
+//! never zeroed (the partly covered folio at each end of a write is zeroed once). Roughly 2-3 GB/s
+//! once guest pages are warm, less in a VM whose host must fault the memory in first (PROFILE.md):
+//! - 1 KiB: ~0.6-1 µs per batch, dominated by the system call (~0.3 µs) and per-folio work;
+//! - 64 KiB: ~20-30 µs per batch.
 //!
-//! At 1 GB/s of produce per core this is a quarter to a half of a core: the biggest storage cost, and the
-//! reason Kafka's `write()` into the page cache costs it the same (it pays the copy in the kernel).
+//! The log adds ~30-50 ns of bookkeeping per batch. The mmap path this replaced copied into pages that
+//! `MADV_POPULATE_WRITE` had faulted in and zeroed first. Here every round deletes its files, so the
+//! next round gets pages the kernel just freed (zeroed cheaply, already backed by the host): that
+//! flatters the old path, which measured 0.4 µs and 30 µs here on the day it was replaced, against
+//! 1.0 µs and 70 µs in PROFILE.md. In the broker, whose new pages come from reclaiming page cache,
+//! the pre-fault was 60 % of the produce CPU; compare end to end (`fluxmq-bench produce`).
+//!
+//! At 1 GB/s of produce per core this is still a third of a core: the biggest storage cost, and the
+//! same one Kafka pays in its `write()` into the page cache.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shards::storage::batch::validate_batches;
+use shards::storage::batch::{validate_batches, BATCH_HEADER_BYTES};
 use shards::storage::log::{LogConfig, PartitionLog};
 use shards::storage::segment::Segment;
+use shards::storage::syncer::Syncer;
 use std::hint::black_box;
+use std::rc::Rc;
 
 /// FluxMQ's default `--segment-bytes`.
 const SEGMENT_BYTES: usize = 64 * 1024 * 1024;
@@ -38,7 +48,10 @@ fn time_segment_appends(batch: &[u8], count: u64) -> Duration {
         let round = left.min(per_segment);
         let started = Instant::now();
         for _ in 0..round {
-            black_box(segment.append(batch));
+            let (header, records) = batch.split_at(BATCH_HEADER_BYTES);
+            segment
+                .append(black_box(header), black_box(records))
+                .expect("an append that fits");
         }
         elapsed += started.elapsed();
         left -= round;
@@ -57,7 +70,8 @@ fn time_log_appends(batch: &[u8], count: u64) -> Duration {
     let mut left = count;
     while left > 0 {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut log = PartitionLog::open(dir.path(), config, 0).expect("a new log");
+        let syncer = Rc::new(Syncer::start("bench-sync").expect("a syncer thread"));
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer).expect("a new log");
         let round = left.min(per_segment);
         let started = Instant::now();
         for _ in 0..round {

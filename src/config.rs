@@ -55,10 +55,11 @@ pub struct Config {
     #[arg(long, default_value = "info")]
     pub log_level: String,
 
-    /// Size of each log segment file in bytes. Segments are preallocated (real disk blocks, so an
-    /// append can never fail for lack of space) and mmap'd, so every partition reserves this much
-    /// disk for its active segment. 64 MiB keeps a 100-partition broker's reservation at 6.4 GB
-    /// while rolling (create + preallocate + map) at most once per 64 MiB appended.
+    /// Size of each log segment file in bytes. Segments are appended with pwrite and read through
+    /// mmap; a file holds only what was written, so a partition reserves no disk up front and a full
+    /// disk fails the produce (KAFKA_STORAGE_ERROR) rather than the broker. 64 MiB rolls to a new
+    /// file at most once per 64 MiB appended while bounding what one roll leaves to sync in the
+    /// background and what recovery re-checks after a crash.
     #[arg(long, default_value_t = limits::SEGMENT_BYTES_DEFAULT)]
     pub segment_bytes: u64,
 

@@ -235,6 +235,158 @@ fn kill9_no_torn_batch() {
     );
 }
 
+/// What a partition directory holds: its data files (base offsets, sorted) and which of them have an
+/// offset index file.
+fn segment_files(dir: &std::path::Path) -> (Vec<u64>, Vec<u64>) {
+    let mut data = Vec::new();
+    let mut indexed = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".log") {
+            data.extend(stem.parse::<u64>());
+        } else if let Some(stem) = name.strip_suffix(".index") {
+            indexed.extend(stem.parse::<u64>());
+        }
+    }
+    data.sort_unstable();
+    (data, indexed)
+}
+
+/// Sealed segments (every data file but the newest) of the topic's partitions that have no index file
+/// yet: their seal job (fdatasync, index files) has not finished.
+fn sealed_without_index(data_dir: &std::path::Path, topic: &str) -> usize {
+    (0..PARTITIONS)
+        .map(|partition| {
+            let (data, indexed) = segment_files(&data_dir.join(format!("{topic}-{partition}")));
+            let sealed = &data[..data.len().saturating_sub(1)];
+            sealed.iter().filter(|base| !indexed.contains(base)).count()
+        })
+        .sum()
+}
+
+/// Hammers until a roll has just sealed a segment whose seal job has not finished (no index file yet),
+/// and SIGKILLs the broker at that moment; after 10 s without seeing one, kills anyway. Returns the
+/// acknowledged batches and how many sealed segments had no index file right after the kill.
+fn hammer_until_roll_then_kill(
+    broker: &mut Broker,
+    topic: &TopicInfo,
+    topic_name: &str,
+    seed: u64,
+) -> (Vec<Acked>, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = [vec![0, 1], vec![2, 3]]
+        .into_iter()
+        .enumerate()
+        .map(|(i, partitions)| {
+            let (port, topic, stop) = (broker.port, topic.clone(), stop.clone());
+            thread::spawn(move || hammer(port, topic, partitions, seed * 10 + i as u64, stop))
+        })
+        .collect();
+    let started = Instant::now();
+    let pending_before = sealed_without_index(&broker.data_dir, topic_name);
+    while started.elapsed() < Duration::from_secs(10)
+        && sealed_without_index(&broker.data_dir, topic_name) <= pending_before
+    {
+        thread::yield_now();
+    }
+    broker.kill9();
+    let pending = sealed_without_index(&broker.data_dir, topic_name);
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for worker in workers {
+        acked.extend(worker.join().expect("producer thread panicked"));
+    }
+    (acked, pending)
+}
+
+/// SIGKILL right after a segment roll, while the sealed segment's background sync is still queued
+/// or running: every acknowledged batch survives, restart is clean, the sealed segments get their
+/// indexes back, and appends continue at the end.
+#[test]
+fn kill9_right_after_a_roll_keeps_every_acknowledged_batch() {
+    const ROLLED: &str = "rolled";
+    let data_dir = tempfile::Builder::new()
+        .prefix("fluxmq-kill9-roll-")
+        .tempdir()
+        .unwrap();
+    let opts = BrokerOpts {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        default_partitions: Some(PARTITIONS as u32),
+        // The smallest segment the broker accepts, so rolls come every few hundred batches.
+        segment_bytes: Some(2 << 20),
+        ..Default::default()
+    };
+    let mut broker = Broker::start(opts.clone());
+    let topic = {
+        let mut client = broker.client();
+        assert_eq!(create_topic(&mut client, ROLLED, PARTITIONS), NONE);
+        topic_info(&mut client, ROLLED)
+    };
+    let mut all_acked: Vec<Acked> = Vec::new();
+    let mut kills_with_pending_seal = 0;
+    for cycle in 0..3u64 {
+        let (acked, pending) = hammer_until_roll_then_kill(&mut broker, &topic, ROLLED, cycle + 11);
+        assert!(
+            acked.len() >= 10,
+            "cycle {cycle}: only {} batches acknowledged before the kill",
+            acked.len()
+        );
+        kills_with_pending_seal += usize::from(pending > 0);
+        all_acked.extend(acked);
+        broker = Broker::start(opts.clone());
+        let stderr = broker.stderr_tail(200);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("could not open partition"),
+            "cycle {cycle}: unclean restart:\n{stderr}"
+        );
+        let mut client = broker.client();
+        let context = format!("after kill -9 right after a roll #{}", cycle + 1);
+        let ends = verify_after_crash(&mut client, &topic, &all_acked, &context);
+        // Recovery rebuilt (after syncing the data) the index of every segment whose job had not run.
+        assert_eq!(
+            sealed_without_index(data_dir.path(), ROLLED),
+            0,
+            "{context}: sealed segments without an index after recovery"
+        );
+        eprintln!(
+            "{context}: {} sealed segments had no index at the kill; {} batches acknowledged so far, \
+             ends {ends:?}",
+            pending,
+            all_acked.len()
+        );
+        for partition in 0..PARTITIONS {
+            let batch = simple_batch(
+                77_000 + cycle * 10 + partition as u64,
+                2,
+                50,
+                1_800_000_000_000,
+            );
+            let (error, base) = produce_one(&mut client, &topic, partition, &batch);
+            assert_eq!(error, NONE, "{context}: produce after recovery");
+            assert_eq!(
+                base, ends[partition as usize],
+                "{context}: first offset after recovery"
+            );
+            all_acked.push(Acked {
+                partition,
+                base_offset: base,
+                batch,
+            });
+        }
+    }
+    eprintln!("{kills_with_pending_seal} of 3 kills came while a seal job was pending");
+    let status = broker.stop();
+    assert!(status.success(), "SIGTERM exit status {status}");
+    let broker = Broker::start(opts);
+    let mut client = broker.client();
+    verify_after_crash(
+        &mut client,
+        &topic,
+        &all_acked,
+        "after the final clean restart",
+    );
+}
+
 /// Acknowledged topic changes survive a SIGKILL that comes right after them.
 #[test]
 fn kill9_keeps_acknowledged_topic_changes() {

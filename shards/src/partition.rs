@@ -8,6 +8,7 @@
 //! shard's map).
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use log::warn;
 
@@ -15,6 +16,7 @@ use crate::mesh::{AppendResult, PartitionError};
 use crate::producer_state::{AbortedTxn, Plan, ProducerEntry, ProducerError, ProducerStates};
 use crate::storage::batch::{self, BatchError, BatchHeader, Batches, ControlType};
 use crate::storage::log::{LogConfig, PartitionLog};
+use crate::storage::syncer::Syncer;
 use crate::storage::StorageError;
 use crate::TopicPartition;
 
@@ -38,9 +40,10 @@ impl Partition {
         topic_id: [u8; 16],
         config: LogConfig,
         now_ms: i64,
+        syncer: Rc<Syncer>,
     ) -> Result<Partition, PartitionError> {
         let max_batch_bytes = config.max_batch_bytes;
-        let log = PartitionLog::open(dir, config, now_ms).map_err(storage_error)?;
+        let log = PartitionLog::open(dir, config, now_ms, syncer).map_err(storage_error)?;
         let (producers, snapshot_end_offset) = rebuild_producer_state(&log, now_ms)?;
         Ok(Partition {
             topic_id,

@@ -29,6 +29,7 @@ use crate::partition::{partition_dir, Partition};
 use crate::pool::{self, PoolBuf, ReturnReceivers, ReturnSenders};
 use crate::router::shard_for;
 use crate::storage::batch::ControlType;
+use crate::storage::syncer::Syncer;
 use crate::time::now_ms;
 use crate::txn::coordinator::{self, TxnShard};
 use crate::{ShardId, TopicPartition};
@@ -84,6 +85,8 @@ pub struct Shard {
     controller: Option<Controller>,
     txn: TxnShard,
     groups: crate::group::Coordinator,
+    /// The helper thread that makes this shard's sealed segments durable off the reactor.
+    syncer: Rc<Syncer>,
 }
 
 /// Shard 0's catalog writer. The semaphore serializes catalog changes, which are rare and may await.
@@ -138,6 +141,8 @@ impl Shard {
             config.data_dir.clone(),
             config.groups.clone(),
         );
+        let syncer = Syncer::start(&format!("fluxmq-sync-{}", id.0))
+            .unwrap_or_else(|error| panic!("{id}: cannot start the syncer: {error}"));
         let shard = Rc::new(Shard {
             id,
             config,
@@ -152,6 +157,7 @@ impl Shard {
             controller,
             txn,
             groups,
+            syncer: Rc::new(syncer),
         });
         let started = Instant::now();
         shard.remove_orphans(&catalog);
@@ -532,7 +538,7 @@ impl Shard {
     ) -> Result<Partition, PartitionError> {
         let dir = partition_dir(&self.config.data_dir, name);
         let config = topic.config.log_config(&self.config.defaults);
-        Partition::open(&dir, topic.id, config, now)
+        Partition::open(&dir, topic.id, config, now, self.syncer.clone())
     }
 
     /// Deletes partition directories this shard owns that the catalog no longer lists (a crash between

@@ -382,22 +382,25 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 
 /// Marks the batch as LogAppendTime with `now_ms` as its max timestamp and recomputes the CRC, as Kafka
 /// does for topics with `message.timestamp.type=LogAppendTime`. Readers then report `now_ms` as the
-/// timestamp of every record in the batch; the per-record deltas are left alone.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let header = BatchHeader::parse(batch);
+/// timestamp of every record in the batch; the per-record deltas are left alone. The batch comes in
+/// two parts, its header (patched) and the records after it (read for the CRC only), so that the log
+/// can stamp a copy of the header and append the records straight from the request.
+pub fn set_log_append_time(header: &mut [u8], records: &[u8], now_ms: i64) {
+    assert!(header.len() == BATCH_HEADER_BYTES);
+    let parsed = BatchHeader::parse(header);
     assert!(
-        header.is_ok(),
+        parsed.is_ok(),
         "set_log_append_time on a batch that was not validated"
     );
-    let total = header.map_or(0, |header| header.total_bytes());
-    assert!(total <= batch.len());
+    let total = parsed.map_or(0, |parsed| parsed.total_bytes());
+    assert!(total == header.len() + records.len());
     let attributes_field = ATTRIBUTES_AT..ATTRIBUTES_AT + 2;
-    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
+    let attributes = i16::from_be_bytes([header[ATTRIBUTES_AT], header[ATTRIBUTES_AT + 1]]);
     let attributes = attributes | ATTRIBUTE_LOG_APPEND_TIME;
-    batch[attributes_field].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..total]);
-    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    header[attributes_field].copy_from_slice(&attributes.to_be_bytes());
+    header[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[ATTRIBUTES_AT..]), records);
+    header[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Kafka's "no producer id / epoch / sequence" values, carried by batches of plain producers.
@@ -877,7 +880,8 @@ mod tests {
     #[test]
     fn log_append_time_sets_type_and_max_timestamp_and_crc() {
         let mut batch = build_batch(100, &[0, 1, 2], 4, Codec::Lz4);
-        set_log_append_time(&mut batch, 9_999);
+        let (header, records) = batch.split_at_mut(BATCH_HEADER_BYTES);
+        set_log_append_time(header, records, 9_999);
         let header = BatchHeader::parse(&batch).unwrap();
         assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
         assert_eq!(header.max_timestamp, 9_999);

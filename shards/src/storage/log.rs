@@ -5,12 +5,19 @@
 //! retention, flush and clean shutdown of one partition. Must not touch: Kafka API types or error codes,
 //! other partitions, and the details of boot-time repair (`recovery.rs` builds the segments `open` uses).
 //!
+//! Durability of a sealed segment (fdatasync, index files, directory) is the shard's syncer's job, off
+//! the reactor (`syncer.rs`); the log remembers each segment's ticket so that retention never deletes
+//! a segment whose job is still queued and `close`, `flush` and `delete` wait for them.
+//!
 //! Invariants: segments are contiguous (each starts at the previous one's end offset), offsets inside a
 //! segment are contiguous (each batch starts at the previous batch's last offset + 1), and the log end
 //! offset is the last record's offset + 1. Recovery establishes them from disk; `append` keeps them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::batch::{
     first_record_at_or_after, set_base_offset, set_log_append_time, set_partition_leader_epoch,
@@ -18,6 +25,7 @@ use super::batch::{
 };
 use super::index::{OffsetEntry, SegmentIndex, INDEX_INTERVAL_BYTES_DEFAULT};
 use super::segment::Segment;
+use super::syncer::{SealJob, Syncer, Ticket};
 use super::{io_error, recovery, sync_directory, StorageError};
 
 /// Largest segment: batch positions are stored as u32 in the offset index, and Kafka caps
@@ -35,7 +43,7 @@ pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 /// Per-partition storage settings, mirroring the Kafka topic configs of the same names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogConfig {
-    /// `segment.bytes`: capacity each new segment is preallocated to.
+    /// `segment.bytes`: how many bytes of batches a segment takes before the log rolls.
     pub segment_bytes: u64,
     /// `segment.ms`: a non-empty active segment older than this is rolled on the next append.
     pub segment_ms: i64,
@@ -111,6 +119,9 @@ pub(crate) struct LogSegment {
     pub(crate) end_offset: i64,
     /// Clock reading the `segment_ms` roll is measured from.
     pub(crate) created_ms: i64,
+    /// The syncer job making this sealed segment durable; `None` for the active segment and for
+    /// segments that were sealed when the log opened.
+    pub(crate) seal_ticket: Option<Ticket>,
 }
 
 impl LogSegment {
@@ -230,11 +241,24 @@ pub struct PartitionLog {
     config: LogConfig,
     /// Never empty; the last one is the active segment.
     segments: Vec<LogSegment>,
+    /// The shard's syncer, shared by all its logs.
+    syncer: Rc<Syncer>,
+    /// The newest seal job this log submitted: every earlier one finishes before it.
+    seal_ticket_last: Option<Ticket>,
+    /// Set by the syncer when a seal job of this log failed; `close` then leaves no clean-shutdown
+    /// marker, so the next start checks the data instead of trusting it.
+    seal_failed: Arc<AtomicBool>,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`, running recovery: see `recovery.rs`.
-    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, StorageError> {
+    /// Opens (or creates) the log in `dir`, running recovery: see `recovery.rs`. Sealed segments are
+    /// made durable by `syncer`, the shard's.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        syncer: Rc<Syncer>,
+    ) -> Result<PartitionLog, StorageError> {
         config.validate()?;
         std::fs::create_dir_all(dir)
             .map_err(io_error(format!("create log directory {}", dir.display())))?;
@@ -244,6 +268,9 @@ impl PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
+            syncer,
+            seal_ticket_last: None,
+            seal_failed: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -357,20 +384,29 @@ impl PartitionLog {
         }
         let relative_offset = active.relative(base_offset);
         let position = active.data.written_bytes();
-        let stored = active.data.append(batch);
-        set_base_offset(stored, base_offset);
-        set_partition_leader_epoch(stored, 0);
+        // Stamp a copy of the header; the records go from the request to the page cache in one copy.
+        let (records_header, records) = batch.split_at(BATCH_HEADER_BYTES);
+        let mut stamped = [0u8; BATCH_HEADER_BYTES];
+        stamped.copy_from_slice(records_header);
+        set_base_offset(&mut stamped, base_offset);
+        set_partition_leader_epoch(&mut stamped, 0);
         let max_timestamp = match log_append_time {
             true => {
-                set_log_append_time(stored, now_ms);
+                set_log_append_time(&mut stamped, records, now_ms);
                 now_ms
             }
             false => header.max_timestamp,
         };
-        // Pair of the check before append: what landed in the segment is a valid batch. O(n), so debug only.
-        debug_assert!(BatchHeader::parse(stored)
-            .and_then(|stored_header| verify_crc(stored, &stored_header))
-            .is_ok());
+        active.data.append(&stamped, records)?;
+        // Pair of the check before append: what the mapping shows is the valid batch we wrote, with
+        // its offset. O(n), so debug only.
+        debug_assert!({
+            let stored = &active.data.written()[position..];
+            BatchHeader::parse(stored).is_ok_and(|stored_header| {
+                stored_header.base_offset == base_offset
+                    && verify_crc(&stored[..stored_header.total_bytes()], &stored_header).is_ok()
+            })
+        });
         active.index.on_batch(
             relative_offset,
             position as u32,
@@ -396,7 +432,11 @@ impl PartitionLog {
         full || old || offsets_overflow
     }
 
-    /// Seals the active segment (unless a failed roll already did) and starts a new one at the log end.
+    /// Seals the active segment (unless a failed roll already did), hands its durability to the
+    /// syncer and starts a new segment at the log end. Nothing here waits for the disk: the old
+    /// segment's bytes are already in the page cache, which is all an acknowledgement promises, and the
+    /// new segment is an empty file and a mapping. The new file's directory entry becomes durable with
+    /// the directory fsync of a later seal job or of `close`.
     fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         let base_offset = self.log_end_offset();
         let active = self
@@ -406,16 +446,25 @@ impl PartitionLog {
         if !active.data.is_sealed() {
             active.index.finish();
             active.data.seal()?;
-            active.index.write_files(&self.dir)?;
+            let job = SealJob {
+                data: active.data.sync_handle(),
+                data_path: active.data.path().to_path_buf(),
+                dir: self.dir.clone(),
+                index: active.index.clone(),
+                failed: self.seal_failed.clone(),
+            };
+            let ticket = self.syncer.submit(job);
+            active.seal_ticket = Some(ticket);
+            self.seal_ticket_last = Some(ticket);
         }
         let capacity_bytes = self.config.segment_bytes as usize;
         let data = Segment::create(&self.dir, base_offset, capacity_bytes)?;
-        sync_directory(&self.dir)?;
         self.segments.push(LogSegment {
             data,
             index: SegmentIndex::new(base_offset, self.config.index_interval_bytes),
             end_offset: base_offset,
             created_ms: now_ms,
+            seal_ticket: None,
         });
         Ok(())
     }
@@ -528,14 +577,31 @@ impl PartitionLog {
         }
     }
 
-    /// Makes every appended byte durable.
+    /// Makes every appended byte durable: waits for the log's queued seal jobs (normally finished long
+    /// ago), then fdatasyncs the active segment. Blocks the calling thread; not for the produce path.
     pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.wait_for_seal_jobs()?;
         self.active_mut().data.flush()
     }
 
-    /// Clean shutdown: seal the active segment (flush, truncate to its length), write its indexes, then
-    /// leave the `clean-shutdown` marker so the next `open` can trust the indexes.
+    /// Waits until every seal job this log submitted has run; fails if one of them failed.
+    fn wait_for_seal_jobs(&self) -> Result<(), StorageError> {
+        if let Some(ticket) = self.seal_ticket_last {
+            self.syncer.wait(ticket);
+        }
+        match self.seal_failed.load(Ordering::Acquire) {
+            false => Ok(()),
+            true => Err(StorageError::io(
+                format!("make the sealed segments of {} durable", self.dir.display()),
+                std::io::Error::other("a seal job failed; its error was logged"),
+            )),
+        }
+    }
+
+    /// Clean shutdown: wait for the seal jobs, seal and sync the active segment, write its indexes,
+    /// then leave the `clean-shutdown` marker so the next `open` can trust the indexes.
     pub fn close(mut self) -> Result<(), StorageError> {
+        self.wait_for_seal_jobs()?;
         let active = self
             .segments
             .last_mut()
@@ -544,6 +610,7 @@ impl PartitionLog {
             active.index.finish();
             active.data.seal()?;
         }
+        active.data.flush()?;
         active.index.write_files(&self.dir)?;
         // The index renames must be durable before the marker that vouches for them.
         sync_directory(&self.dir)?;
@@ -554,8 +621,13 @@ impl PartitionLog {
         sync_directory(&self.dir)
     }
 
-    /// Removes the partition's directory and everything in it.
+    /// Removes the partition's directory and everything in it, once no seal job uses it any more (a
+    /// job finishing later would write index files into a directory a new topic of the same name may
+    /// own by then).
     pub fn delete(self) -> Result<(), StorageError> {
+        if let Some(ticket) = self.seal_ticket_last {
+            self.syncer.wait(ticket);
+        }
         let dir = self.dir.clone();
         drop(self);
         std::fs::remove_dir_all(&dir)
@@ -563,7 +635,8 @@ impl PartitionLog {
     }
 
     /// Deletes the oldest sealed segments that are past `retention_ms` (by their largest timestamp) or
-    /// beyond `retention_bytes`, stopping at the first one that is not; never the active segment.
+    /// beyond `retention_bytes`, stopping at the first one that is not; never the active segment, and
+    /// never one whose seal job is still queued (the job would write index files after the deletion).
     /// Returns how many were deleted; the log start offset moves to the first remaining segment.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
         let count = self.expired_segment_count(now_ms)?;
@@ -586,6 +659,12 @@ impl PartitionLog {
         let mut count = 0;
         let sealed = &self.segments[..self.segments.len() - 1];
         for segment in sealed {
+            let sealing = segment
+                .seal_ticket
+                .is_some_and(|ticket| !self.syncer.is_finished(ticket));
+            if sealing {
+                break;
+            }
             let segment_bytes = segment.data.written_bytes() as u64;
             let limit_bytes = self.config.retention_bytes;
             let over_size = limit_bytes >= 0 && size_bytes - segment_bytes >= limit_bytes as u64;
@@ -606,8 +685,9 @@ impl PartitionLog {
 mod tests {
     use super::*;
     use crate::storage::batch::{BatchHeader, TimestampType};
+    use crate::storage::index::{offset_index_path, time_index_path};
     use crate::storage::testing::{
-        build_batch, simple_batch, small_config, stored_copy, Codec, Random,
+        build_batch, simple_batch, small_config, stored_copy, syncer, BlockedSyncer, Codec, Random,
     };
 
     /// A stored batch and the offsets it covers.
@@ -686,7 +766,7 @@ mod tests {
     #[test]
     fn ten_thousand_batches_across_rolls_read_back_from_every_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), small_config(64 << 10), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(64 << 10), 0, syncer()).unwrap();
         let mut random = Random::new(1);
         let expected = fill(&mut log, 10_000, &mut random);
         assert!(log.segment_count() > 10, "{} segments", log.segment_count());
@@ -701,7 +781,7 @@ mod tests {
 
         log.close().unwrap();
         assert!(dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
-        let mut log = PartitionLog::open(dir.path(), small_config(64 << 10), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(64 << 10), 0, syncer()).unwrap();
         assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
         assert_eq!(log.log_end_offset(), last.last_offset + 1);
         assert_eq!(log.size_bytes(), total as u64);
@@ -713,7 +793,7 @@ mod tests {
     #[test]
     fn read_edges_and_out_of_range() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), small_config(4096), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(4096), 0, syncer()).unwrap();
         assert_eq!(log.read(0, 100).unwrap(), b"");
         let out_of_range = log.read(1, 100).unwrap_err();
         assert!(matches!(
@@ -743,7 +823,7 @@ mod tests {
     #[test]
     fn a_read_never_spans_segments_and_continues_at_a_segment_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), small_config(1024), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(1024), 0, syncer()).unwrap();
         let batch = simple_batch(2, 300, 0); // About 700 bytes: one per segment.
         for _ in 0..3 {
             log.append(&batch, 0).unwrap();
@@ -757,7 +837,7 @@ mod tests {
     #[test]
     fn append_rejects_malformed_input_without_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), small_config(8192), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(8192), 0, syncer()).unwrap();
         assert!(matches!(
             log.append(&[], 0),
             Err(StorageError::InvalidBatch(_))
@@ -787,7 +867,7 @@ mod tests {
             max_batch_bytes: 8192,
             ..small_config(1024)
         };
-        let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         let small = simple_batch(1, 10, 0);
         let big = simple_batch(10, 500, 0);
         assert!(big.len() > 1024);
@@ -801,7 +881,7 @@ mod tests {
         assert_eq!(log.read(11, 1).unwrap(), &stored_copy(&big, 11)[..]);
         assert_eq!(log.read(21, 1).unwrap(), &stored_copy(&small, 21)[..]);
         log.close().unwrap();
-        let log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         assert_eq!(log.read(11, 1).unwrap(), &stored_copy(&big, 11)[..]);
         assert_eq!(log.log_end_offset(), 22);
     }
@@ -813,7 +893,7 @@ mod tests {
             log_append_time: true,
             ..small_config(8192)
         };
-        let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         let info = log
             .append(&build_batch(10, &[0, 1, 2], 5, Codec::Zstd), 77_000)
             .unwrap();
@@ -857,7 +937,7 @@ mod tests {
     #[test]
     fn offset_for_timestamp_is_record_precise() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = PartitionLog::open(dir.path(), small_config(8192), 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(8192), 0, syncer()).unwrap();
         assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
         assert_eq!(log.max_timestamp(), None);
         let mut random = Random::new(3);
@@ -894,7 +974,7 @@ mod tests {
         assert_eq!(log.max_timestamp(), Some((latest, max_record.0)));
 
         log.close().unwrap();
-        let log = PartitionLog::open(dir.path(), small_config(8192), 0).unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(8192), 0, syncer()).unwrap();
         for target in (9_900..latest + 5).step_by(7) {
             assert_eq!(
                 log.offset_for_timestamp(target).unwrap(),
@@ -912,7 +992,7 @@ mod tests {
             segment_ms: 1_000,
             ..small_config(1 << 20)
         };
-        let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         log.append(&simple_batch(1, 10, 0), 0).unwrap();
         log.append(&simple_batch(1, 10, 0), 1_000).unwrap();
         assert_eq!(log.segment_count(), 1);
@@ -931,12 +1011,14 @@ mod tests {
             retention_ms: 10_000,
             ..small_config(1024)
         };
-        let mut log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         let batch_at = |timestamp| simple_batch(2, 300, timestamp);
         for timestamp in [1_000, 2_000, 3_000, 50_000, 60_000] {
             log.append(&batch_at(timestamp), 0).unwrap();
         }
         assert_eq!(log.segment_count(), 5);
+        // Retention waits for seal jobs (see the next test); let them finish.
+        log.flush().unwrap();
         // Newest records at 1.001 s, 2.001 s, 3.001 s, ...: at 11.5 s only the first is 10 s old.
         assert_eq!(log.enforce_retention(11_500).unwrap(), 1);
         assert_eq!(log.log_start_offset(), 2);
@@ -960,20 +1042,73 @@ mod tests {
             log.append(&batch_at(0), 0).unwrap();
         }
         assert_eq!(log.segment_count(), 5);
+        log.flush().unwrap();
         assert_eq!(log.enforce_retention(0).unwrap(), 3);
         assert_eq!(log.size_bytes(), 2 * one_segment as u64);
         assert_eq!(log.log_start_offset(), 14);
         log.close().unwrap();
-        let log = PartitionLog::open(dir.path(), config, 0).unwrap();
+        let log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
         assert_eq!(log.log_start_offset(), 14);
         assert_eq!(log.log_end_offset(), 18);
+    }
+
+    #[test]
+    fn seal_jobs_run_off_the_caller_and_retention_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            retention_ms: 10,
+            ..small_config(1024)
+        };
+        let syncer = syncer();
+        let blocked = BlockedSyncer::new(&syncer);
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer.clone()).unwrap();
+        let batch = simple_batch(2, 300, 1_000);
+        for _ in 0..4 {
+            log.append(&batch, 0).unwrap();
+        }
+        // Three rolls returned while the syncer could not run a single job.
+        assert_eq!(log.segment_count(), 4);
+        assert!(!offset_index_path(dir.path(), 0).exists());
+        assert_eq!(log.read(2, 1).unwrap(), &stored_copy(&batch, 2)[..]);
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 0);
+        drop(blocked);
+        log.flush().unwrap();
+        assert!(offset_index_path(dir.path(), 0).exists());
+        assert!(time_index_path(dir.path(), 4).exists());
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 3);
+        assert_eq!(log.log_start_offset(), 6);
+    }
+
+    #[test]
+    fn close_and_delete_wait_for_seal_jobs() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("topic-0");
+        let syncer = syncer();
+        let mut log = PartitionLog::open(&dir, small_config(1024), 0, syncer.clone()).unwrap();
+        let batch = simple_batch(2, 300, 1_000);
+        for _ in 0..3 {
+            log.append(&batch, 0).unwrap();
+        }
+        log.close().unwrap();
+        for base_offset in [0, 2, 4] {
+            assert!(offset_index_path(&dir, base_offset).exists());
+            assert!(time_index_path(&dir, base_offset).exists());
+        }
+        let mut log = PartitionLog::open(&dir, small_config(1024), 0, syncer.clone()).unwrap();
+        for _ in 0..3 {
+            log.append(&batch, 0).unwrap();
+        }
+        log.delete().unwrap();
+        // Nothing the syncer did after `delete` returned brought the directory back.
+        drop(syncer);
+        assert!(!dir.exists());
     }
 
     #[test]
     fn delete_removes_the_directory_and_config_is_validated() {
         let parent = tempfile::tempdir().unwrap();
         let dir = parent.path().join("topic-0");
-        let mut log = PartitionLog::open(&dir, small_config(4096), 0).unwrap();
+        let mut log = PartitionLog::open(&dir, small_config(4096), 0, syncer()).unwrap();
         log.append(&simple_batch(1, 1, 0), 0).unwrap();
         log.flush().unwrap();
         log.delete().unwrap();
@@ -983,11 +1118,11 @@ mod tests {
             max_batch_bytes: 60,
             ..small_config(4096)
         };
-        let result = PartitionLog::open(&dir, tiny_batches, 0);
+        let result = PartitionLog::open(&dir, tiny_batches, 0, syncer());
         assert!(matches!(result, Err(StorageError::InvalidConfig(_))));
         let huge_segments = small_config(SEGMENT_BYTES_MAX + 1);
         assert!(matches!(
-            PartitionLog::open(&dir, huge_segments, 0),
+            PartitionLog::open(&dir, huge_segments, 0, syncer()),
             Err(StorageError::InvalidConfig(_))
         ));
         assert!(LogConfig::default().validate().is_ok());

@@ -3,13 +3,16 @@
 //! Owns: the on-disk layout of one partition (a directory of `<base offset>.log` data files with their
 //! `.index` and `.timeindex` files), and the one error type every storage operation returns.
 //! Must not touch: Kafka error codes (the broker maps `StorageError` and `BatchError` to them), async
-//! executors, locks or threads. Everything here is synchronous and owned by exactly one shard.
+//! executors, locks or threads. Everything here is synchronous and owned by exactly one shard, except
+//! `syncer.rs`: the one helper thread per shard that makes sealed segments durable off the reactor,
+//! fed by a bounded queue.
 
 pub mod batch;
 pub mod index;
 pub mod log;
 pub mod recovery;
 pub mod segment;
+pub mod syncer;
 
 #[cfg(test)]
 pub(crate) mod testing;

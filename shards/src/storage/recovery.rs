@@ -4,9 +4,14 @@
 //! cutting a torn tail and zeroing what follows it, and rebuilding indexes.
 //! Must not touch: serving reads or appends; it hands `PartitionLog` a list of consistent segments.
 //!
-//! Sealed segments were flushed, truncated and fsynced before the next segment was created, so they
-//! are trusted: their indexes are checked cheaply (walk the batch headers after the last index entry to
-//! the exact end of the file) and rebuilt with full CRC checks only when missing or inconsistent.
+//! Sealed segments are complete before the next segment is created: appends finish (into the page
+//! cache) before the roll, and the file ends at the last batch. So after `kill -9` a sealed segment
+//! holds exactly its batches, whether or not the syncer had made it durable yet. Index files are
+//! written by the syncer only after the segment's data is synced, so a sealed segment whose job did not
+//! run has no index files (or, if it was the active segment at an earlier clean shutdown, the files of
+//! that shutdown, which describe a prefix of it). A loaded index is checked cheaply (walk the batch
+//! headers after its last entry to the exact end of the file); a missing or inconsistent one is rebuilt
+//! with a CRC check of every batch, and written after the data is synced.
 //!
 //! The active segment is where a crash lands. After a clean shutdown its indexes are loaded and only the
 //! batches after the last index entry are walked, with CRC checks. After a crash every batch is walked
@@ -46,6 +51,7 @@ pub(crate) fn recover(
                 index,
                 end_offset: 0,
                 created_ms: now_ms,
+                seal_ticket: None,
             });
         }
         Some((&active_base, sealed_bases)) => {
@@ -173,6 +179,10 @@ fn recover_sealed(
                     "sealed segment {path} has an invalid batch at {position}"
                 )));
             }
+            // As the syncer does: an index file only ever describes data that is durable.
+            data.sync_handle()
+                .sync_data()
+                .map_err(io_error(format!("fdatasync {}", data.path().display())))?;
             index.write_files(dir)?;
             (index, scan)
         }
@@ -182,6 +192,7 @@ fn recover_sealed(
         index,
         end_offset: scan.next_offset,
         created_ms: 0,
+        seal_ticket: None,
     })
 }
 
@@ -225,6 +236,7 @@ fn recover_active(
         index,
         end_offset: scan.next_offset,
         created_ms,
+        seal_ticket: None,
     })
 }
 
@@ -288,7 +300,8 @@ fn resume(
 }
 
 /// Walks batches from `start` while they are valid and continue the offsets, feeding each to the index.
-/// Stops at the first batch that fails; zeros (preallocated space) fail the magic check.
+/// Stops at the first batch that fails; zeros (preallocated space in segments written before appends
+/// used `pwritev`) fail the magic check.
 fn walk(
     bytes: &[u8],
     base_offset: i64,
@@ -344,7 +357,9 @@ mod tests {
     use crate::storage::index::{offset_index_path, time_index_path};
     use crate::storage::log::PartitionLog;
     use crate::storage::segment::data_file_path;
-    use crate::storage::testing::{fix_crc, simple_batch, small_config, stored_copy, Random};
+    use crate::storage::testing::{
+        fix_crc, simple_batch, small_config, stored_copy, syncer, BlockedSyncer, Random,
+    };
 
     const SEGMENT_BYTES: u64 = 16 << 10;
 
@@ -354,7 +369,7 @@ mod tests {
     }
 
     fn open(dir: &Path) -> PartitionLog {
-        PartitionLog::open(dir, small_config(SEGMENT_BYTES), 0).unwrap()
+        PartitionLog::open(dir, small_config(SEGMENT_BYTES), 0, syncer()).unwrap()
     }
 
     fn append(log: &mut PartitionLog, appended: &mut Vec<Appended>, random: &mut Random) {
@@ -438,6 +453,56 @@ mod tests {
         let last = appended.last().unwrap();
         let header = BatchHeader::parse(&last.stored).unwrap();
         assert_eq!(log.log_end_offset(), header.last_offset() + 1);
+    }
+
+    #[test]
+    fn a_crash_with_seal_jobs_queued_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut random = Random::new(12);
+        let mut appended = Vec::new();
+        // A clean shutdown first, so that the active segment leaves index files of its own that go
+        // stale once it takes more batches and rolls.
+        let mut log = open(dir.path());
+        for _ in 0..20 {
+            append(&mut log, &mut appended, &mut random);
+        }
+        log.close().unwrap();
+        let stale_base = *list_segments(dir.path()).unwrap().last().unwrap();
+        assert!(offset_index_path(dir.path(), stale_base).exists());
+
+        let held = syncer();
+        let blocked = BlockedSyncer::new(&held);
+        let mut log =
+            PartitionLog::open(dir.path(), small_config(SEGMENT_BYTES), 0, held.clone()).unwrap();
+        let segments_before = log.segment_count();
+        for _ in 0..150 {
+            append(&mut log, &mut appended, &mut random);
+        }
+        assert!(log.segment_count() >= segments_before + 3);
+        // kill -9: the rolls returned, none of their seal jobs ran, nothing was closed.
+        std::mem::forget(log);
+        let bases = list_segments(dir.path()).unwrap();
+        let sealed_since = bases.iter().filter(|base| **base > stale_base).count();
+        assert!(sealed_since >= 3);
+        for base in &bases[..bases.len() - 1] {
+            if *base > stale_base {
+                assert!(!offset_index_path(dir.path(), *base).exists());
+            }
+        }
+
+        let log = open(dir.path());
+        check_intact(&log, &appended);
+        let last = BatchHeader::parse(&appended.last().unwrap().stored).unwrap();
+        assert_eq!(log.log_end_offset(), last.last_offset() + 1);
+        // Rebuilt at open, after syncing the data.
+        for base in &bases[..bases.len() - 1] {
+            assert!(offset_index_path(dir.path(), *base).exists());
+        }
+        log.close().unwrap();
+        let log = open(dir.path());
+        check_intact(&log, &appended);
+        drop(log);
+        drop(blocked);
     }
 
     #[test]
@@ -609,7 +674,7 @@ mod tests {
         let first = list_segments(dir.path()).unwrap()[0];
         std::fs::remove_file(offset_index_path(dir.path(), first)).unwrap();
         write_at(&data_file_path(dir.path(), first), 100, &[0xee; 8]);
-        let result = PartitionLog::open(dir.path(), small_config(SEGMENT_BYTES), 0);
+        let result = PartitionLog::open(dir.path(), small_config(SEGMENT_BYTES), 0, syncer());
         assert!(matches!(result, Err(StorageError::Corrupt(_))));
     }
 
@@ -671,7 +736,7 @@ mod tests {
         let mut stray = simple_batch(1, 5, 0);
         set_base_offset(&mut stray, 10);
         std::fs::write(data_file_path(dir.path(), 10), &stray).unwrap();
-        let result = PartitionLog::open(dir.path(), small_config(SEGMENT_BYTES), 0);
+        let result = PartitionLog::open(dir.path(), small_config(SEGMENT_BYTES), 0, syncer());
         assert!(matches!(result, Err(StorageError::Corrupt(_))));
     }
 }

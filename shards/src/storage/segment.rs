@@ -1,83 +1,72 @@
-//! One segment data file, `<base offset as 20 digits>.log`: preallocated to its capacity and mapped
-//! read-write while it is the active segment, truncated to its written length and mapped read-only once
-//! sealed.
+//! One segment data file, `<base offset as 20 digits>.log`: appended to with `pwritev` and read
+//! through a shared read-only mapping of its capacity. The file is always exactly as long as the bytes
+//! written to it; sealing ends its active life without touching the disk.
 //!
-//! Owns: the file, its mapping, the write position, page-cache hints and durability (msync, fdatasync).
+//! Owns: the file, its mapping, the write position, page-cache hints and durability (fdatasync).
 //! Must not touch: batch contents (it copies and returns bytes, the caller interprets them), indexing
 //! policy, or when to roll. It never reads past the written position on behalf of a reader.
 //!
-//! Page faults: a fault on an mmap'd file blocks the whole executor, not one task, because this core runs
-//! every task. Two choices keep faults off the hot path:
-//! - The file is preallocated with `posix_fallocate`, so real blocks exist before the first append: a
-//!   write fault never has to allocate blocks, and appends cannot fail with ENOSPC (a SIGBUS on mmap).
-//! - A window of `PREFAULT_WINDOW_BYTES` ahead of the write position is pre-faulted writable with
-//!   `MADV_POPULATE_WRITE` (Linux 5.14+, `MADV_WILLNEED` before that). Faults then happen in one batched
-//!   system call every half window instead of one fault per 4 KiB page in the middle of a produce. The
-//!   cost is that populated pages are dirty zeros: if writeback runs before we fill them they are
-//!   written twice. At any real produce rate the window fills long before the 30 s dirty expiry.
+//! Why appends go through the file descriptor and reads through the mapping:
+//! - A `pwritev` that covers a page-cache folio completely skips zero-filling it; writing through a
+//!   mapping first faults the folio in and zeroes it, and the zeroing was most of the produce path's
+//!   CPU (docs/perf/PROFILE.md). Linux has one page cache per file, so the mapping sees every written
+//!   byte as soon as `pwritev` returns, and so does recovery after `kill -9`.
+//! - Nothing is ever written through the mapping, so a full disk cannot raise SIGBUS in the shard:
+//!   ext4 and XFS reserve blocks for delayed allocation inside `write`, so ENOSPC comes back from the
+//!   append as an error (no `posix_fallocate` needed), and readers never touch a page past the end of
+//!   the file because they stop at the write position.
+//! - Pages written with `pwritev` are not mapped into the process until a reader touches them, so
+//!   produce-only traffic does not grow the broker's resident set.
+//!
+//! Page faults: a fault on the mapping blocks the whole executor, because this core runs every task.
+//! Reads of recently written data are minor faults on pages already in the page cache (the kernel maps
+//! 64 KiB around each fault); reads of cold segments are asked in ahead with `MADV_WILLNEED`.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use memmap2::{Advice, Mmap, MmapMut, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions};
 
 use super::{file_stem, io_error, StorageError};
 
-/// How far ahead of the write position pages are pre-faulted. 1 MiB is 256 pages: large enough that the
-/// populate call is rare (once per 512 KiB appended), small enough that it takes tens of microseconds.
-pub const PREFAULT_WINDOW_BYTES: usize = 1 << 20;
-/// `posix_fallocate` may be interrupted by a signal; retrying more than this means something is wrong.
-const FALLOCATE_ATTEMPTS_MAX: u32 = 8;
+/// A `pwritev` to a regular file returns short or `EINTR` only when a signal or an error interrupts
+/// it; an append that is still incomplete after this many calls fails.
+const WRITE_ATTEMPTS_MAX: u32 = 16;
 
 /// Path of the data file for the segment starting at `base_offset`.
 pub fn data_file_path(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}.log", file_stem(base_offset)))
 }
 
-enum Mapping {
-    Writable(MmapMut),
-    ReadOnly(Mmap),
-}
-
-impl Mapping {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Mapping::Writable(map) => map,
-            Mapping::ReadOnly(map) => map,
-        }
-    }
-
-    fn advise_range(&self, advice: Advice, offset: usize, len: usize) -> std::io::Result<()> {
-        match self {
-            Mapping::Writable(map) => map.advise_range(advice, offset, len),
-            Mapping::ReadOnly(map) => map.advise_range(advice, offset, len),
-        }
-    }
-}
-
 /// One data file of a partition log.
 pub struct Segment {
     base_offset: i64,
     path: PathBuf,
-    file: File,
-    mapping: Mapping,
-    /// Bytes holding batches. Everything after is zeros (preallocated) or past the end of the file.
+    /// Shared with the shard's syncer while a seal job for this segment is queued.
+    file: Arc<File>,
+    /// Read-only and shared: the capacity of an active segment, the exact length of a sealed one opened
+    /// at start-up.
+    map: Mmap,
+    /// Bytes holding batches. The file ends here, except after a failed append (see `file_bytes`) or,
+    /// before recovery, after a crash.
     written_bytes: usize,
+    /// An upper bound of the file's length: `written_bytes` unless an append failed part-way and the
+    /// truncation back failed too. Sealing cuts the file back to `written_bytes`.
+    file_bytes: usize,
     /// Prefix already made durable by `flush`.
     flushed_bytes: usize,
-    /// End of the range already pre-faulted.
-    prefaulted_bytes: usize,
-    /// Bytes that may hold batches written by an earlier run: the file length found by `open_*`, before
-    /// preallocation grew it. Recovery scans only this far.
+    /// Bytes that may hold batches written by an earlier run: the file length found by `open_*`.
+    /// Recovery scans only this far.
     file_bytes_at_open: usize,
-    /// Cleared when the kernel rejects `MADV_POPULATE_WRITE`, so we ask only once.
-    populate_supported: bool,
+    sealed: bool,
 }
 
 impl Segment {
-    /// Creates a new, empty active segment of `capacity_bytes`. Fails if the file already exists:
-    /// the log only creates segments past its end, so an existing file means a bug or a foreign file.
+    /// Creates a new, empty active segment that can take `capacity_bytes`. Fails if the file already
+    /// exists: the log only creates segments past its end, so an existing file means a bug or a foreign
+    /// file. Two system calls: no block is allocated until data arrives.
     pub fn create(
         dir: &Path,
         base_offset: i64,
@@ -92,14 +81,13 @@ impl Segment {
             .create_new(true)
             .open(&path)
             .map_err(io_error(format!("create segment {}", path.display())))?;
-        preallocate(&file, capacity_bytes, &path)?;
-        let map = map_writable(&file, capacity_bytes, &path)?;
+        let map = map_read_only(&file, capacity_bytes, &path)?;
         Ok(Segment::active(base_offset, path, file, map, 0))
     }
 
-    /// Opens the newest segment of a log for appending. A clean shutdown truncated it, so it is grown
-    /// back to at least `capacity_bytes`. The write position starts at zero: recovery scans
-    /// `recoverable_bytes` and then calls `recover_written_bytes` with the end it found.
+    /// Opens the newest segment of a log for appending, with room for at least `capacity_bytes`. The
+    /// write position starts at zero: recovery scans `recoverable_bytes` and then calls
+    /// `recover_written_bytes` with the end it found.
     pub fn open_active(
         dir: &Path,
         base_offset: i64,
@@ -113,8 +101,7 @@ impl Segment {
             .map_err(io_error(format!("open segment {}", path.display())))?;
         let file_bytes = file_length(&file, &path)?;
         let capacity_bytes = capacity_bytes.max(file_bytes);
-        preallocate(&file, capacity_bytes, &path)?;
-        let map = map_writable(&file, capacity_bytes, &path)?;
+        let map = map_read_only(&file, capacity_bytes, &path)?;
         Ok(Segment::active(base_offset, path, file, map, file_bytes))
     }
 
@@ -132,13 +119,13 @@ impl Segment {
         Ok(Segment {
             base_offset,
             path,
-            file,
-            mapping: Mapping::ReadOnly(map),
+            file: Arc::new(file),
+            map,
             written_bytes: file_bytes,
+            file_bytes,
             flushed_bytes: file_bytes,
-            prefaulted_bytes: file_bytes,
             file_bytes_at_open: file_bytes,
-            populate_supported: false,
+            sealed: true,
         })
     }
 
@@ -146,25 +133,23 @@ impl Segment {
         base_offset: i64,
         path: PathBuf,
         file: File,
-        map: MmapMut,
+        map: Mmap,
         file_bytes: usize,
     ) -> Segment {
         if let Err(error) = map.advise(Advice::Sequential) {
             log::debug!("madvise sequential on {}: {error}", path.display());
         }
-        let mut segment = Segment {
+        Segment {
             base_offset,
             path,
-            file,
-            mapping: Mapping::Writable(map),
+            file: Arc::new(file),
+            map,
             written_bytes: 0,
+            file_bytes,
             flushed_bytes: 0,
-            prefaulted_bytes: 0,
             file_bytes_at_open: file_bytes,
-            populate_supported: true,
-        };
-        segment.prefault_ahead(0);
-        segment
+            sealed: false,
+        }
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -185,25 +170,25 @@ impl Segment {
     }
 
     pub fn is_sealed(&self) -> bool {
-        matches!(self.mapping, Mapping::ReadOnly(_))
+        self.sealed
     }
 
     /// Bytes an append can still take; zero once sealed.
     pub fn remaining_bytes(&self) -> usize {
-        match &self.mapping {
-            Mapping::Writable(map) => map.len() - self.written_bytes,
-            Mapping::ReadOnly(_) => 0,
+        match self.sealed {
+            true => 0,
+            false => self.map.len() - self.written_bytes,
         }
     }
 
     /// The written bytes, for walking batch headers. Use `read` for the bytes handed to a consumer.
     pub fn written(&self) -> &[u8] {
-        &self.mapping.bytes()[..self.written_bytes]
+        &self.map[..self.written_bytes]
     }
 
     /// Bytes an earlier run may have written, for recovery to scan before it trusts any of them.
     pub fn recoverable_bytes(&self) -> &[u8] {
-        &self.mapping.bytes()[..self.file_bytes_at_open]
+        &self.map[..self.file_bytes_at_open]
     }
 
     /// Returns `len` written bytes at `position`. When the read enters a new `READ_AHEAD_WINDOW_BYTES`
@@ -223,21 +208,19 @@ impl Segment {
             let window_end = end
                 .next_multiple_of(READ_AHEAD_WINDOW_BYTES)
                 .min(self.written_bytes);
-            let advised = self.mapping.advise_range(
-                Advice::WillNeed,
-                window_start,
-                window_end - window_start,
-            );
+            let advised =
+                self.map
+                    .advise_range(Advice::WillNeed, window_start, window_end - window_start);
             if let Err(error) = advised {
                 log::debug!("madvise willneed on {}: {error}", self.path.display());
             }
         }
-        &self.mapping.bytes()[position..end]
+        &self.map[position..end]
     }
 
     /// Whether the page at `position` (page-aligned) of the mapping is in the page cache.
     fn page_is_cached(&self, position: usize) -> bool {
-        let address = self.mapping.bytes()[position..].as_ptr();
+        let address = self.map[position..].as_ptr();
         let mut residency = [0u8; 1];
         // SAFETY: `address` is inside the mapping and page-aligned (the mapping starts on a page and
         // callers pass multiples of 4 MiB); a length of one byte asks about that single page, and
@@ -247,96 +230,105 @@ impl Segment {
         result == 0 && residency[0] & 1 == 1
     }
 
-    /// Copies `source` at the write position and returns the copied bytes, so that the log can stamp
-    /// offsets into them before anything else can observe the segment. The caller checks the space.
-    pub fn append(&mut self, source: &[u8]) -> &mut [u8] {
-        assert!(!self.is_sealed());
-        assert!(source.len() <= self.remaining_bytes());
+    /// Writes `head` and then `body` at the write position with one `pwritev`: the log passes a batch's
+    /// stamped header and the rest of the batch, so the batch is never copied in user space. When this
+    /// returns `Ok` the bytes are in the page cache, visible through the mapping and to a restart after
+    /// `kill -9`. On an error (ENOSPC, EIO) the write position does not move and the partial bytes are
+    /// cut off again. The caller checks the space.
+    pub fn append(&mut self, head: &[u8], body: &[u8]) -> Result<(), StorageError> {
+        assert!(!self.sealed);
+        let len = head.len() + body.len();
+        assert!(len > 0);
+        assert!(len <= self.remaining_bytes());
         let start = self.written_bytes;
-        let end = start + source.len();
-        self.prefault_ahead(end);
-        self.written_bytes = end;
-        let Mapping::Writable(map) = &mut self.mapping else {
-            unreachable!("an unsealed segment is mapped writable");
-        };
-        let target = &mut map[start..end];
-        target.copy_from_slice(source);
-        target
+        if let Err(error) = write_all_at(&self.file, [head, body], start) {
+            self.file_bytes = self.file_bytes.max(start + len);
+            if self.file.set_len(start as u64).is_ok() {
+                self.file_bytes = start;
+            }
+            let context = format!("append to segment {}", self.path.display());
+            return Err(StorageError::io(context, error));
+        }
+        self.written_bytes = start + len;
+        self.file_bytes = self.file_bytes.max(self.written_bytes);
+        assert!(self.written_bytes <= self.map.len());
+        Ok(())
     }
 
-    /// Grows the capacity of the active segment to `capacity_bytes` and maps the larger file. The log
-    /// uses it when a batch larger than `segment_bytes` arrives at an empty segment (Kafka allows
-    /// `max.message.bytes` above `segment.bytes`). Dirty pages live in the page cache, not the mapping,
-    /// so replacing the mapping loses nothing.
+    /// Grows the capacity of the active segment to `capacity_bytes` by mapping more of the file. The
+    /// log uses it when a batch larger than `segment_bytes` arrives at an empty segment (Kafka allows
+    /// `max.message.bytes` above `segment.bytes`).
     pub fn grow(&mut self, capacity_bytes: usize) -> Result<(), StorageError> {
-        assert!(!self.is_sealed());
-        if capacity_bytes <= self.mapping.bytes().len() {
+        assert!(!self.sealed);
+        if capacity_bytes <= self.map.len() {
             return Ok(());
         }
-        preallocate(&self.file, capacity_bytes, &self.path)?;
-        let map = map_writable(&self.file, capacity_bytes, &self.path)?;
-        self.mapping = Mapping::Writable(map);
-        self.prefaulted_bytes = self.written_bytes;
-        self.prefault_ahead(self.written_bytes);
+        self.map = map_read_only(&self.file, capacity_bytes, &self.path)?;
+        if let Err(error) = self.map.advise(Advice::Sequential) {
+            log::debug!("madvise sequential on {}: {error}", self.path.display());
+        }
         assert!(self.remaining_bytes() == capacity_bytes - self.written_bytes);
         Ok(())
     }
 
-    /// Makes every written byte durable (msync of the not-yet-flushed range, which Linux implements as a
-    /// ranged fdatasync, including the extent conversion of preallocated blocks).
+    /// Makes every written byte durable: fdatasync of the file, which also writes back the metadata
+    /// (file size, block allocation) needed to read the data back after a power loss.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         assert!(self.flushed_bytes <= self.written_bytes);
-        let Mapping::Writable(map) = &self.mapping else {
-            return Ok(()); // Sealing flushed everything.
-        };
         if self.flushed_bytes == self.written_bytes {
             return Ok(());
         }
-        let len = self.written_bytes - self.flushed_bytes;
-        map.flush_range(self.flushed_bytes, len)
-            .map_err(io_error(format!("msync segment {}", self.path.display())))?;
+        self.file.sync_data().map_err(io_error(format!(
+            "fdatasync segment {}",
+            self.path.display()
+        )))?;
         self.flushed_bytes = self.written_bytes;
         Ok(())
     }
 
-    /// Ends the segment's active life: flush, truncate the file to the written length (a sealed segment
-    /// reopens at exactly its size) and swap the writable mapping for a read-only one of that length.
+    /// Ends the segment's active life: no more appends, and the file ends at the last batch. No system
+    /// call unless an earlier append failed part-way; durability is `flush` or the syncer's job (see
+    /// `sync_handle`), off the reactor.
     pub fn seal(&mut self) -> Result<(), StorageError> {
-        assert!(!self.is_sealed());
-        self.flush()?;
-        let context = format!("seal segment {}", self.path.display());
-        self.file
-            .set_len(self.written_bytes as u64)
-            .map_err(io_error(context.clone()))?;
-        self.file.sync_data().map_err(io_error(context))?;
-        let map = map_read_only(&self.file, self.written_bytes, &self.path)?;
-        self.mapping = Mapping::ReadOnly(map);
+        assert!(!self.sealed);
+        if self.file_bytes > self.written_bytes {
+            let context = format!("seal segment {}", self.path.display());
+            self.file
+                .set_len(self.written_bytes as u64)
+                .map_err(io_error(context))?;
+            self.file_bytes = self.written_bytes;
+        }
+        self.sealed = true;
         self.file_bytes_at_open = self.written_bytes;
-        assert!(self.flushed_bytes == self.written_bytes);
+        assert!(self.file_bytes == self.written_bytes);
         Ok(())
     }
 
-    /// Sets the write position found by recovery and zeroes everything after it. Bytes past the end may
-    /// be a torn batch or garbage; they must never be mistaken for data after a later crash. Truncating
-    /// and preallocating again zeroes them through file metadata instead of writing the whole tail.
+    /// The file handle a seal job fdatasyncs while this segment keeps serving reads.
+    pub(crate) fn sync_handle(&self) -> Arc<File> {
+        assert!(self.sealed);
+        self.file.clone()
+    }
+
+    /// Sets the write position found by recovery and cuts everything after it. Bytes past the end may
+    /// be a torn batch or garbage; they must never be mistaken for data after a later crash, so the cut
+    /// is synced before the first append lands after it.
     pub fn recover_written_bytes(&mut self, written_bytes: usize) -> Result<(), StorageError> {
-        assert!(!self.is_sealed());
+        assert!(!self.sealed);
         assert!(self.written_bytes == 0);
         assert!(written_bytes <= self.file_bytes_at_open);
         if written_bytes < self.file_bytes_at_open {
-            let context = format!("zero the tail of segment {}", self.path.display());
+            let context = format!("cut the tail of segment {}", self.path.display());
             self.file
                 .set_len(written_bytes as u64)
                 .map_err(io_error(context.clone()))?;
-            preallocate(&self.file, self.mapping.bytes().len(), &self.path)?;
             self.file.sync_data().map_err(io_error(context))?;
         }
         self.written_bytes = written_bytes;
+        self.file_bytes = written_bytes;
         self.file_bytes_at_open = written_bytes;
         // Pages written before the crash may still be dirty in the page cache; the next flush covers them.
         self.flushed_bytes = 0;
-        self.prefaulted_bytes = written_bytes;
-        self.prefault_ahead(written_bytes);
         Ok(())
     }
 
@@ -361,39 +353,6 @@ impl Segment {
             .unwrap_or_default();
         Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
     }
-
-    /// Keeps at least half a window of pre-faulted pages ahead of `end` (see the file comment).
-    fn prefault_ahead(&mut self, end: usize) {
-        let Mapping::Writable(map) = &self.mapping else {
-            return;
-        };
-        if self.prefaulted_bytes >= end.saturating_add(PREFAULT_WINDOW_BYTES / 2) {
-            return;
-        }
-        let start = self.prefaulted_bytes.max(self.written_bytes);
-        let stop = end.saturating_add(PREFAULT_WINDOW_BYTES).min(map.len());
-        if start >= stop {
-            return;
-        }
-        let advice = match self.populate_supported {
-            true => Advice::PopulateWrite,
-            false => Advice::WillNeed,
-        };
-        match map.advise_range(advice, start, stop - start) {
-            Ok(()) => {}
-            Err(error)
-                if advice == Advice::PopulateWrite
-                    && error.raw_os_error() == Some(libc::EINVAL) =>
-            {
-                log::info!(
-                    "MADV_POPULATE_WRITE unsupported, falling back to MADV_WILLNEED: {error}"
-                );
-                self.populate_supported = false;
-            }
-            Err(error) => log::debug!("prefault of {}: {error}", self.path.display()),
-        }
-        self.prefaulted_bytes = stop;
-    }
 }
 
 fn file_length(file: &File, path: &Path) -> Result<usize, StorageError> {
@@ -405,46 +364,49 @@ fn file_length(file: &File, path: &Path) -> Result<usize, StorageError> {
     })
 }
 
-/// Allocates real blocks for the first `len` bytes (zeros where the file had none). glibc emulates
-/// `posix_fallocate` by writing where the filesystem lacks `fallocate`, so the blocks are real either way.
-fn preallocate(file: &File, len: usize, path: &Path) -> Result<(), StorageError> {
-    let context = format!("preallocate segment {}", path.display());
-    let Ok(len) = libc::off_t::try_from(len) else {
-        return Err(StorageError::io(
-            context,
-            std::io::ErrorKind::InvalidInput.into(),
-        ));
-    };
-    for _ in 0..FALLOCATE_ATTEMPTS_MAX {
-        // SAFETY: the descriptor is open for the lifetime of `file`; the call touches no memory of ours.
-        let result = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+/// Writes `parts` back to back at `position`, continuing after short writes.
+fn write_all_at(file: &File, parts: [&[u8]; 2], position: usize) -> std::io::Result<()> {
+    let total = parts[0].len() + parts[1].len();
+    let mut done = 0;
+    for _ in 0..WRITE_ATTEMPTS_MAX {
+        let first = parts[0].get(done..).unwrap_or_default();
+        let second_done = done.saturating_sub(parts[0].len());
+        let second = &parts[1][second_done..];
+        let iovecs = [first, second].map(|part| libc::iovec {
+            iov_base: part.as_ptr() as *mut libc::c_void,
+            iov_len: part.len(),
+        });
+        let Ok(offset) = libc::off_t::try_from(position + done) else {
+            return Err(std::io::ErrorKind::InvalidInput.into());
+        };
+        // SAFETY: both iovecs point into slices that outlive the call, and the kernel only reads them.
+        let result = unsafe { libc::pwritev(file.as_raw_fd(), iovecs.as_ptr(), 2, offset) };
         match result {
-            0 => return Ok(()),
-            libc::EINTR => continue,
-            errno => {
-                return Err(StorageError::io(
-                    context,
-                    std::io::Error::from_raw_os_error(errno),
-                ))
+            written if written > 0 => {
+                done += written as usize;
+                assert!(done <= total);
+                if done == total {
+                    return Ok(());
+                }
+            }
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            _ => {
+                let error = std::io::Error::last_os_error();
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
             }
         }
     }
-    Err(StorageError::io(
-        context,
-        std::io::ErrorKind::Interrupted.into(),
-    ))
-}
-
-fn map_writable(file: &File, len: usize, path: &Path) -> Result<MmapMut, StorageError> {
-    // SAFETY: the shard owning this partition is the only writer of the file and never truncates it
-    // below a live slice: `seal` and `recover_written_bytes` keep every byte up to the write position.
-    // Another process modifying the file would break this, as it would for any mmap'd store.
-    unsafe { MmapOptions::new().len(len).map_mut(file) }
-        .map_err(io_error(format!("mmap segment {}", path.display())))
+    Err(std::io::ErrorKind::Interrupted.into())
 }
 
 fn map_read_only(file: &File, len: usize, path: &Path) -> Result<Mmap, StorageError> {
-    // SAFETY: as in `map_writable`; a sealed segment is never written again.
+    // SAFETY: the shard owning this partition is the only writer of the file, and it never truncates
+    // the file below a slice it handed out: `recover_written_bytes` cuts only past the write position,
+    // before any read, and a failed append cuts only its own partial bytes. Readers stop at the write
+    // position, which never passes the end of the file, so no access can SIGBUS. Another process
+    // modifying the file would break this, as it would for any mmap'd store.
     unsafe { MmapOptions::new().len(len).map(file) }
         .map_err(io_error(format!("mmap segment {}", path.display())))
 }
@@ -460,11 +422,11 @@ mod tests {
     }
 
     #[test]
-    fn create_preallocates_and_names_the_file() {
+    fn create_names_the_file_and_allocates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let segment = Segment::create(dir.path(), 42, CAPACITY).unwrap();
         assert_eq!(segment.path(), dir.path().join("00000000000000000042.log"));
-        assert_eq!(file_len(segment.path()), CAPACITY as u64);
+        assert_eq!(file_len(segment.path()), 0);
         assert_eq!(segment.remaining_bytes(), CAPACITY);
         assert!(segment.is_empty());
         assert!(Segment::create(dir.path(), 42, CAPACITY).is_err());
@@ -475,10 +437,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut segment = Segment::create(dir.path(), 0, CAPACITY).unwrap();
         let first: Vec<u8> = (0..1000u32).map(|value| value as u8).collect();
-        segment.append(&first);
-        let second = segment.append(b"hello");
-        second[0] = b'j';
+        segment.append(&first[..10], &first[10..]).unwrap();
+        segment.append(b"j", b"ello").unwrap();
         assert_eq!(segment.written_bytes(), 1005);
+        assert_eq!(file_len(segment.path()), 1005);
         assert_eq!(segment.read(0, 1000), &first[..]);
         assert_eq!(segment.read(1000, 5), b"jello");
         assert_eq!(segment.read(1005, 0), b"");
@@ -488,12 +450,28 @@ mod tests {
         assert_eq!(segment.remaining_bytes(), 0);
         assert_eq!(file_len(segment.path()), 1005);
         assert_eq!(segment.read(1000, 5), b"jello");
+        segment.sync_handle().sync_data().unwrap();
         drop(segment);
 
         let reopened = Segment::open_sealed(dir.path(), 0).unwrap();
         assert_eq!(reopened.written_bytes(), 1005);
         assert_eq!(&reopened.written()[..1000], &first[..]);
         assert_eq!(reopened.read(1000, 5), b"jello");
+    }
+
+    #[test]
+    fn appended_bytes_are_in_the_file_before_any_flush() {
+        // What `kill -9` recovery relies on: the page cache is the file.
+        let dir = tempfile::tempdir().unwrap();
+        let mut segment = Segment::create(dir.path(), 3, CAPACITY).unwrap();
+        segment.append(&[1u8; 61], &[2u8; 5000]).unwrap();
+        segment.append(&[3u8; 61], &[]).unwrap();
+        let on_disk = std::fs::read(segment.path()).unwrap();
+        assert_eq!(on_disk.len(), 5122);
+        assert!(on_disk[..61].iter().all(|byte| *byte == 1));
+        assert!(on_disk[61..5061].iter().all(|byte| *byte == 2));
+        assert!(on_disk[5061..].iter().all(|byte| *byte == 3));
+        assert_eq!(segment.written(), &on_disk[..]);
     }
 
     #[test]
@@ -509,30 +487,47 @@ mod tests {
     }
 
     #[test]
-    fn open_active_regrows_and_recovery_zeroes_the_tail() {
+    fn open_active_and_recovery_cut_the_tail() {
         let dir = tempfile::tempdir().unwrap();
         let mut segment = Segment::create(dir.path(), 0, CAPACITY).unwrap();
-        segment.append(&[7u8; 3000]);
-        drop(segment); // A crash: nothing sealed, the file keeps its full capacity.
+        segment.append(&[7u8; 1000], &[7u8; 2000]).unwrap();
+        drop(segment); // A crash: nothing sealed.
 
         let mut segment = Segment::open_active(dir.path(), 0, CAPACITY).unwrap();
-        assert_eq!(segment.recoverable_bytes().len(), CAPACITY);
+        assert_eq!(segment.recoverable_bytes().len(), 3000);
         assert_eq!(segment.written_bytes(), 0);
         segment.recover_written_bytes(1000).unwrap();
         assert_eq!(segment.written(), &[7u8; 1000][..]);
-        assert_eq!(file_len(segment.path()), CAPACITY as u64);
+        assert_eq!(file_len(segment.path()), 1000);
+        assert_eq!(segment.remaining_bytes(), CAPACITY - 1000);
+        segment.append(&[8u8; 10], &[]).unwrap();
         drop(segment);
 
         let bytes = std::fs::read(data_file_path(dir.path(), 0)).unwrap();
+        assert_eq!(bytes.len(), 1010);
         assert!(bytes[..1000].iter().all(|byte| *byte == 7));
-        assert!(bytes[1000..].iter().all(|byte| *byte == 0));
+        assert!(bytes[1000..].iter().all(|byte| *byte == 8));
+    }
+
+    #[test]
+    fn open_active_of_a_preallocated_file_cuts_the_zeros() {
+        // Segments written before appends used `pwritev` were preallocated to their capacity.
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0u8; CAPACITY];
+        bytes[..500].fill(5);
+        std::fs::write(data_file_path(dir.path(), 0), &bytes).unwrap();
+        let mut segment = Segment::open_active(dir.path(), 0, CAPACITY).unwrap();
+        assert_eq!(segment.recoverable_bytes().len(), CAPACITY);
+        segment.recover_written_bytes(500).unwrap();
+        assert_eq!(file_len(segment.path()), 500);
+        assert_eq!(segment.remaining_bytes(), CAPACITY - 500);
     }
 
     #[test]
     fn open_active_after_seal_keeps_bytes_and_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let mut segment = Segment::create(dir.path(), 0, CAPACITY).unwrap();
-        segment.append(&[1u8; 500]);
+        segment.append(&[1u8; 100], &[1u8; 400]).unwrap();
         segment.seal().unwrap();
         drop(segment);
 
@@ -540,7 +535,7 @@ mod tests {
         assert_eq!(segment.recoverable_bytes(), &[1u8; 500][..]);
         segment.recover_written_bytes(500).unwrap();
         assert_eq!(segment.remaining_bytes(), CAPACITY - 500);
-        segment.append(&[2u8; 10]);
+        segment.append(&[2u8; 10], &[]).unwrap();
         segment.flush().unwrap();
         assert_eq!(
             &segment.written()[495..],
@@ -554,26 +549,50 @@ mod tests {
     fn grow_keeps_written_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let mut segment = Segment::create(dir.path(), 0, 4096).unwrap();
-        segment.append(&[3u8; 100]);
+        segment.append(&[3u8; 100], &[]).unwrap();
         segment.grow(3 * CAPACITY).unwrap();
         assert_eq!(segment.remaining_bytes(), 3 * CAPACITY - 100);
-        assert_eq!(file_len(segment.path()), 3 * CAPACITY as u64);
-        segment.append(&[4u8; 10_000]);
+        segment.append(&[4u8; 61], &[4u8; 9939]).unwrap();
         assert_eq!(&segment.written()[..100], &[3u8; 100][..]);
+        assert!(segment.written()[100..].iter().all(|byte| *byte == 4));
         segment.seal().unwrap();
         assert_eq!(file_len(segment.path()), 10_100);
     }
 
     #[test]
-    fn appends_past_several_prefault_windows() {
+    fn a_failed_append_moves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let capacity = 3 * PREFAULT_WINDOW_BYTES + 100;
+        let mut segment = Segment::create(dir.path(), 0, CAPACITY).unwrap();
+        segment.append(&[1u8; 100], &[]).unwrap();
+        // A read-only descriptor makes `pwritev` fail with EBADF, as ENOSPC or EIO would.
+        let read_only = Arc::new(File::open(segment.path()).unwrap());
+        let writable = std::mem::replace(&mut segment.file, read_only);
+        assert!(matches!(
+            segment.append(&[2u8; 100], &[]),
+            Err(StorageError::Io { .. })
+        ));
+        assert_eq!(segment.written_bytes(), 100);
+        segment.file = writable;
+        segment.append(&[3u8; 50], &[]).unwrap();
+        segment.seal().unwrap();
+        let bytes = std::fs::read(segment.path()).unwrap();
+        assert_eq!(bytes.len(), 150);
+        assert!(bytes[100..].iter().all(|byte| *byte == 3));
+    }
+
+    #[test]
+    fn appends_fill_the_capacity_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let capacity = 3 * (1 << 20) + 100;
         let mut segment = Segment::create(dir.path(), 0, capacity).unwrap();
         let chunk = vec![9u8; 100_000];
         while segment.remaining_bytes() >= chunk.len() {
-            segment.append(&chunk);
+            segment.append(&chunk[..61], &chunk[61..]).unwrap();
         }
-        assert!(segment.prefaulted_bytes <= capacity);
+        let rest = segment.remaining_bytes();
+        segment.append(&chunk[..rest], &[]).unwrap();
+        assert_eq!(segment.remaining_bytes(), 0);
+        assert_eq!(segment.written_bytes(), capacity);
         assert!(segment.written().iter().all(|byte| *byte == 9));
         segment.flush().unwrap();
     }

@@ -1,11 +1,18 @@
 //! Test-only helpers shared by the storage unit tests: a builder that writes real v2 record batches
-//! (optionally compressed, with a correct CRC-32C) and a small deterministic pseudo-random generator.
+//! (optionally compressed, with a correct CRC-32C), a small deterministic pseudo-random generator, and
+//! syncers for logs (one that works, one held up on purpose).
 //!
 //! Owns: nothing that ships. Must not touch: production code paths; it is compiled only for tests.
 
+use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use super::batch::BATCH_HEADER_BYTES;
+use super::index::SegmentIndex;
+use super::syncer::{SealJob, Syncer};
 
 /// How the builder encodes the records section; snappy comes in both framings clients use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,4 +189,49 @@ pub(crate) fn stored_copy(batch: &[u8], base_offset: i64) -> Vec<u8> {
     super::batch::set_base_offset(&mut stored, base_offset);
     super::batch::set_partition_leader_epoch(&mut stored, 0);
     stored
+}
+
+/// A syncer of its own for one test's logs.
+pub(crate) fn syncer() -> std::rc::Rc<super::syncer::Syncer> {
+    std::rc::Rc::new(super::syncer::Syncer::start("syncer-test").unwrap())
+}
+
+/// Holds the syncer's thread until dropped: a seal job whose index goes to a named pipe blocks in
+/// `open` until a reader opens the pipe.
+pub(crate) struct BlockedSyncer {
+    pipe: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl BlockedSyncer {
+    pub(crate) fn new(syncer: &Syncer) -> BlockedSyncer {
+        let dir = tempfile::tempdir().unwrap();
+        let data_path = dir.path().join("data");
+        std::fs::write(&data_path, b"x").unwrap();
+        let pipe = dir.path().join("00000000000000000000.index.tmp");
+        let pipe_name = std::ffi::CString::new(pipe.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(pipe_name.as_ptr(), 0o600) }, 0);
+        let mut index = SegmentIndex::new(0, 4096);
+        index.on_batch(0, 0, 100, 0);
+        syncer.submit(SealJob {
+            data: Arc::new(File::open(&data_path).unwrap()),
+            data_path,
+            dir: dir.path().to_path_buf(),
+            index,
+            failed: Arc::new(AtomicBool::new(false)),
+        });
+        BlockedSyncer { pipe, _dir: dir }
+    }
+}
+
+impl Drop for BlockedSyncer {
+    fn drop(&mut self) {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        File::open(&self.pipe)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+    }
 }
