@@ -187,6 +187,8 @@ fn recover_sealed(
             (index, scan)
         }
     };
+    // The walk mapped every byte it checked; readers map again what they read.
+    data.unmap_all();
     Ok(LogSegment {
         data,
         index,
@@ -231,6 +233,7 @@ fn recover_active(
     }
     data.recover_written_bytes(scan.end_position)?;
     let created_ms = roll_base_ms(&data, now_ms);
+    data.unmap_all();
     Ok(LogSegment {
         data,
         index,

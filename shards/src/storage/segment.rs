@@ -18,6 +18,13 @@
 //! - Pages written with `pwritev` are not mapped into the process until a reader touches them, so
 //!   produce-only traffic does not grow the broker's resident set.
 //!
+//! - Pages a reader touched stay mapped only near the reader: when a read moves into a new
+//!   `RESIDENT_WINDOW_BYTES` window, the window behind it is unmapped again (`MADV_DONTNEED`, which on a
+//!   shared file mapping drops the page-table entries and keeps the page cache), and sealing or
+//!   recovering a segment unmaps all of it. The broker's resident set then holds what it owns (pool,
+//!   indexes, state) plus a few MiB per partition being read, not every byte consumers read; the page
+//!   cache itself is the kernel's, reclaimable and shared, as it is for Kafka's `write`/`sendfile`.
+//!
 //! Page faults: a fault on the mapping blocks the whole executor, because this core runs every task.
 //! Reads of recently written data are minor faults on pages already in the page cache (the kernel maps
 //! 64 KiB around each fault); reads of cold segments are asked in ahead with `MADV_WILLNEED`.
@@ -27,13 +34,19 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::{Advice, Mmap, MmapOptions};
+use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
 
 use super::{file_stem, io_error, StorageError};
 
 /// A `pwritev` to a regular file returns short or `EINTR` only when a signal or an error interrupts
 /// it; an append that is still incomplete after this many calls fails.
 const WRITE_ATTEMPTS_MAX: u32 = 16;
+
+/// How much of a segment a sequential reader keeps mapped behind its position: when a read starts in
+/// window `k`, window `k - 1` is unmapped. One `madvise` per 2 MiB read (a PMD's worth, so the kernel
+/// zaps whole page tables), negligible next to copying 2 MiB; a reader therefore holds at most two
+/// windows (4 MiB) of a segment in the process's page tables.
+pub const RESIDENT_WINDOW_BYTES: usize = 2 << 20;
 
 /// Path of the data file for the segment starting at `base_offset`.
 pub fn data_file_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -203,6 +216,14 @@ impl Segment {
         assert!(position <= self.written_bytes);
         assert!(len <= self.written_bytes - position);
         let end = position + len;
+        let resident_start = position.next_multiple_of(RESIDENT_WINDOW_BYTES);
+        if resident_start < end {
+            // This read enters a new window; the reader is done with the one before its start.
+            let behind = position / RESIDENT_WINDOW_BYTES * RESIDENT_WINDOW_BYTES;
+            if let Some(from) = behind.checked_sub(RESIDENT_WINDOW_BYTES) {
+                self.unmap_pages(from, RESIDENT_WINDOW_BYTES);
+            }
+        }
         let window_start = position.next_multiple_of(READ_AHEAD_WINDOW_BYTES);
         if window_start < end && !self.page_is_cached(window_start) {
             let window_end = end
@@ -216,6 +237,33 @@ impl Segment {
             }
         }
         &self.map[position..end]
+    }
+
+    /// Unmaps every page of the segment from the process (see the module comment); the next read maps
+    /// what it touches again, from the page cache.
+    pub fn unmap_all(&self) {
+        self.unmap_pages(0, self.written_bytes);
+    }
+
+    /// Drops the page-table entries of `[position, position + len)` of the written bytes. The page
+    /// cache keeps the pages, so a later read of the range sees the same bytes after a minor fault.
+    fn unmap_pages(&self, position: usize, len: usize) {
+        let len = len.min(self.written_bytes.saturating_sub(position));
+        if len == 0 {
+            return;
+        }
+        // SAFETY: `MADV_DONTNEED` on a shared, file-backed mapping discards no data: it removes the
+        // mapping's page-table entries and later accesses fault the same page-cache pages back in.
+        // Nothing is ever written through this mapping and the written range of the file never changes
+        // (the file is only cut past `written_bytes`), so any slice a caller still holds reads the same
+        // bytes afterwards. The range lies inside the mapping (`position + len <= written_bytes`).
+        let advised = unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, position, len)
+        };
+        if let Err(error) = advised {
+            log::debug!("madvise dontneed on {}: {error}", self.path.display());
+        }
     }
 
     /// Whether the page at `position` (page-aligned) of the mapping is in the page cache.
@@ -300,6 +348,8 @@ impl Segment {
         }
         self.sealed = true;
         self.file_bytes_at_open = self.written_bytes;
+        // Readers following the tail mapped its last pages; behind the tail nobody needs them mapped.
+        self.unmap_all();
         assert!(self.file_bytes == self.written_bytes);
         Ok(())
     }
@@ -595,5 +645,55 @@ mod tests {
         assert_eq!(segment.written_bytes(), capacity);
         assert!(segment.written().iter().all(|byte| *byte == 9));
         segment.flush().unwrap();
+    }
+
+    /// Pages of `bytes` present in this process's page tables, from `/proc/self/pagemap` (bit 63 of
+    /// each page's 8-byte entry; readable without privileges, which only hide the frame numbers).
+    fn mapped_pages(bytes: &[u8]) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        const PAGE: usize = 4096;
+        let first = bytes.as_ptr() as usize / PAGE;
+        let count = bytes.len().div_ceil(PAGE);
+        let mut pagemap = File::open("/proc/self/pagemap").unwrap();
+        pagemap.seek(SeekFrom::Start((first * 8) as u64)).unwrap();
+        let mut entries = vec![0u8; count * 8];
+        pagemap.read_exact(&mut entries).unwrap();
+        entries
+            .chunks_exact(8)
+            .filter(|entry| u64::from_le_bytes((*entry).try_into().unwrap()) >> 63 == 1)
+            .count()
+    }
+
+    #[test]
+    fn a_sequential_reader_keeps_only_the_windows_near_it_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let capacity = 8 * RESIDENT_WINDOW_BYTES;
+        let mut segment = Segment::create(dir.path(), 0, capacity).unwrap();
+        let chunk: Vec<u8> = (0..64 << 10)
+            .map(|value: u32| (value % 251) as u8)
+            .collect();
+        while segment.remaining_bytes() >= chunk.len() {
+            segment.append(&chunk[..61], &chunk[61..]).unwrap();
+        }
+        // Appends go through the file, so nothing is mapped before a reader comes.
+        assert_eq!(mapped_pages(segment.written()), 0);
+        let window_pages = RESIDENT_WINDOW_BYTES / 4096;
+        let mut position = 0;
+        while position < segment.written_bytes() {
+            let bytes = segment.read(position, chunk.len());
+            assert_eq!(bytes, &chunk[..]);
+            position += bytes.len();
+            // The window being read and the one before it, at most.
+            assert!(mapped_pages(segment.written()) <= 2 * window_pages);
+        }
+        // Bytes read before are still right after being unmapped: they fault back from the page cache.
+        assert_eq!(segment.read(0, chunk.len()), &chunk[..]);
+        assert!(mapped_pages(segment.written()) > 0);
+        segment.seal().unwrap();
+        assert_eq!(mapped_pages(segment.written()), 0);
+        assert_eq!(
+            segment.read(capacity - chunk.len(), chunk.len()),
+            &chunk[..]
+        );
     }
 }
