@@ -24,7 +24,7 @@ use super::batch::{
     verify_crc, BatchError, BatchHeader, Batches, BATCH_HEADER_BYTES,
 };
 use super::index::{OffsetEntry, SegmentIndex, INDEX_INTERVAL_BYTES_DEFAULT};
-use super::segment::Segment;
+use super::segment::{Segment, RESIDENT_WINDOW_BYTES};
 use super::syncer::{SealJob, Syncer, Ticket};
 use super::{io_error, recovery, sync_directory, StorageError};
 
@@ -178,7 +178,12 @@ impl LogSegment {
 
     /// Whole batches from the one holding `fetch_offset`; the first always, more while the total stays
     /// within `max_bytes`.
-    fn read_from(&self, fetch_offset: i64, max_bytes: usize) -> Result<&[u8], StorageError> {
+    /// Whole batches from the one holding `fetch_offset`, and where in the segment they start.
+    fn read_from(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<(usize, &[u8]), StorageError> {
         let (start, first) = self.find_batch(fetch_offset)?;
         let mut end = start + first.total_bytes();
         for item in Batches::starting_at(self.data.written(), end) {
@@ -189,7 +194,7 @@ impl LogSegment {
             }
             end = position + header.total_bytes();
         }
-        Ok(self.data.read(start, end - start))
+        Ok((start, self.data.read(start, end - start)))
     }
 
     /// First record at or after `target_ms` in this segment, at record precision.
@@ -480,9 +485,17 @@ impl PartitionLog {
         // A segment that ends at `fetch_offset` (or is empty) hands over to the next one.
         let found = self.segments[first..]
             .iter()
-            .find(|segment| fetch_offset < segment.end_offset);
-        let segment = found.expect("contiguous segments hold every offset below the log end");
-        segment.read_from(fetch_offset, max_bytes)
+            .position(|segment| fetch_offset < segment.end_offset);
+        let index = first + found.expect("contiguous segments hold every offset below the log end");
+        let (start, bytes) = self.segments[index].read_from(fetch_offset, max_bytes)?;
+        // `Segment::read` unmaps behind a reader within its segment; a reader that has just moved on to
+        // the next segment is done with the last windows of this one.
+        if start == 0 {
+            if let Some(previous) = index.checked_sub(1).and_then(|at| self.segments.get(at)) {
+                previous.data.unmap_tail();
+            }
+        }
+        Ok(bytes)
     }
 
     /// Calls `visit` with the header and bytes of every batch from the one holding `from_offset` to the
@@ -687,7 +700,8 @@ mod tests {
     use crate::storage::batch::{BatchHeader, TimestampType};
     use crate::storage::index::{offset_index_path, time_index_path};
     use crate::storage::testing::{
-        build_batch, simple_batch, small_config, stored_copy, syncer, BlockedSyncer, Codec, Random,
+        build_batch, mapped_pages, simple_batch, small_config, stored_copy, syncer, BlockedSyncer,
+        Codec, Random,
     };
 
     /// A stored batch and the offsets it covers.
@@ -761,6 +775,33 @@ mod tests {
             }
             assert_eq!(position, many.len());
         }
+    }
+
+    #[test]
+    fn a_reader_across_segments_leaves_only_its_current_windows_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(5 * RESIDENT_WINDOW_BYTES as u64);
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
+        let batch = simple_batch(4, 900, 0);
+        while log.size_bytes() < 4 * 5 * RESIDENT_WINDOW_BYTES as u64 {
+            log.append(&batch, 0).unwrap();
+        }
+        assert!(log.segment_count() >= 4);
+        let mapped = |log: &PartitionLog| -> usize {
+            let segments = log.segments.iter();
+            segments
+                .map(|segment| mapped_pages(segment.data.written()))
+                .sum()
+        };
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let bytes = log.read(offset, 256 << 10).unwrap();
+            let last = Batches::new(bytes).last().unwrap().unwrap().1;
+            offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+            // Two windows of the segment being read, plus the page the next batch header is on.
+            assert!(mapped(&log) <= 2 * RESIDENT_WINDOW_BYTES / 4096 + 1);
+        }
+        assert!(mapped(&log) > 0);
     }
 
     #[test]

@@ -245,6 +245,14 @@ impl Segment {
         self.unmap_pages(0, self.written_bytes);
     }
 
+    /// Unmaps the last two `RESIDENT_WINDOW_BYTES` windows, what a reader that reached the end of this
+    /// segment left mapped.
+    pub fn unmap_tail(&self) {
+        let last_window = self.written_bytes / RESIDENT_WINDOW_BYTES * RESIDENT_WINDOW_BYTES;
+        let from = last_window.saturating_sub(RESIDENT_WINDOW_BYTES);
+        self.unmap_pages(from, self.written_bytes - from);
+    }
+
     /// Drops the page-table entries of `[position, position + len)` of the written bytes. The page
     /// cache keeps the pages, so a later read of the range sees the same bytes after a minor fault.
     fn unmap_pages(&self, position: usize, len: usize) {
@@ -464,6 +472,7 @@ fn map_read_only(file: &File, len: usize, path: &Path) -> Result<Mmap, StorageEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::testing::mapped_pages;
 
     const CAPACITY: usize = 64 << 10;
 
@@ -645,23 +654,6 @@ mod tests {
         assert_eq!(segment.written_bytes(), capacity);
         assert!(segment.written().iter().all(|byte| *byte == 9));
         segment.flush().unwrap();
-    }
-
-    /// Pages of `bytes` present in this process's page tables, from `/proc/self/pagemap` (bit 63 of
-    /// each page's 8-byte entry; readable without privileges, which only hide the frame numbers).
-    fn mapped_pages(bytes: &[u8]) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        const PAGE: usize = 4096;
-        let first = bytes.as_ptr() as usize / PAGE;
-        let count = bytes.len().div_ceil(PAGE);
-        let mut pagemap = File::open("/proc/self/pagemap").unwrap();
-        pagemap.seek(SeekFrom::Start((first * 8) as u64)).unwrap();
-        let mut entries = vec![0u8; count * 8];
-        pagemap.read_exact(&mut entries).unwrap();
-        entries
-            .chunks_exact(8)
-            .filter(|entry| u64::from_le_bytes((*entry).try_into().unwrap()) >> 63 == 1)
-            .count()
     }
 
     #[test]
