@@ -346,8 +346,8 @@ class Report:
         self.chart_rows.append(("peak anonymous RSS", anon_ratio, False, None))
         rss_bound = ""
         if fluxmq_memory.get("RssFile") and fluxmq_peak and fluxmq_memory["RssFile"] > 0.5 * fluxmq_peak:
-            rss_bound = (f"FluxMQ's RSS is mostly its mmap'd segments ({fmt_bytes(fluxmq_memory['RssFile'])} "
-                         f"file-backed page cache); anonymous memory ratio is {fmt_ratio(anon_ratio)}")
+            rss_bound = (f"FluxMQ's RSS is mostly mapped segment pages ({fmt_bytes(fluxmq_memory['RssFile'])} "
+                         f"file-backed); anonymous memory ratio is {fmt_ratio(anon_ratio)}")
         self.targets.append(("peak RSS", rss_ratio, 0.05, False, rss_bound))
         kafka_start = get(self.kafka, "startup_secs")
         fluxmq_start = get(self.fluxmq, "startup_secs")
@@ -369,9 +369,10 @@ class Report:
         self.table(["", "Kafka", "FluxMQ", "ratio"], rows)
         self.add("CPU is the broker process's user + system time from `/proc/<pid>/stat` over the client's "
                  "run (all threads; for Kafka the whole JVM, GC included). Kafka's start-up excludes "
-                 "`kafka-storage format`, a one-time step. FluxMQ maps its segments, so pages it wrote count "
-                 "in its RSS as file-backed memory; Kafka writes with `write()` and the same page cache "
-                 "does not count in its RSS. Anonymous RSS is the like-for-like measure of memory each "
+                 "`kafka-storage format`, a one-time step. FluxMQ appends with `pwritev` and reads through "
+                 "a read-only mapping whose pages it unmaps again behind each reader, so its file-backed RSS "
+                 "is a few MiB per partition being read; Kafka writes with `write()` and sends with "
+                 "`sendfile`, so the page cache never counts in its RSS. Anonymous RSS is the memory each "
                  "process owns.")
         self.add()
 

@@ -24,7 +24,7 @@ use super::batch::{
     verify_crc, BatchError, BatchHeader, Batches, BATCH_HEADER_BYTES,
 };
 use super::index::{OffsetEntry, SegmentIndex, INDEX_INTERVAL_BYTES_DEFAULT};
-use super::segment::{Segment, RESIDENT_WINDOW_BYTES};
+use super::segment::Segment;
 use super::syncer::{SealJob, Syncer, Ticket};
 use super::{io_error, recovery, sync_directory, StorageError};
 
@@ -699,6 +699,7 @@ mod tests {
     use super::*;
     use crate::storage::batch::{BatchHeader, TimestampType};
     use crate::storage::index::{offset_index_path, time_index_path};
+    use crate::storage::segment::RESIDENT_WINDOW_BYTES;
     use crate::storage::testing::{
         build_batch, mapped_pages, simple_batch, small_config, stored_copy, syncer, BlockedSyncer,
         Codec, Random,
