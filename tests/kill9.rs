@@ -151,25 +151,33 @@ fn verify_after_crash(
     ends
 }
 
-#[test]
-fn kill9_no_torn_batch() {
-    let data_dir = tempfile::Builder::new()
-        .prefix("fluxmq-kill9-")
-        .tempdir()
-        .unwrap();
+/// A broker on a fresh data directory (named with `prefix`) with `segment_bytes` segments and `topic`
+/// created with `PARTITIONS` partitions; the options are returned for restarts on the same directory.
+fn start_with_topic(
+    prefix: &str,
+    topic: &str,
+    segment_bytes: u64,
+) -> (tempfile::TempDir, BrokerOpts, Broker, TopicInfo) {
+    let data_dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
     let opts = BrokerOpts {
         data_dir: Some(data_dir.path().to_path_buf()),
         default_partitions: Some(PARTITIONS as u32),
-        // Small segments (the minimum the default max.message.bytes allows) so a roll can happen mid-hammer.
-        segment_bytes: Some(3 << 20),
+        segment_bytes: Some(segment_bytes),
         ..Default::default()
     };
-    let mut broker = Broker::start(opts.clone());
-    let topic = {
+    let broker = Broker::start(opts.clone());
+    let info = {
         let mut client = broker.client();
-        assert_eq!(create_topic(&mut client, TOPIC, PARTITIONS), NONE);
-        topic_info(&mut client, TOPIC)
+        assert_eq!(create_topic(&mut client, topic, PARTITIONS), NONE);
+        topic_info(&mut client, topic)
     };
+    (data_dir, opts, broker, info)
+}
+
+#[test]
+fn kill9_no_torn_batch() {
+    // Small segments (the minimum the default max.message.bytes allows) so a roll can happen mid-hammer.
+    let (_data_dir, opts, mut broker, topic) = start_with_topic("fluxmq-kill9-", TOPIC, 3 << 20);
 
     let mut all_acked: Vec<Acked> = Vec::new();
     for cycle in 0..2u64 {
@@ -305,23 +313,9 @@ fn hammer_until_roll_then_kill(
 #[test]
 fn kill9_right_after_a_roll_keeps_every_acknowledged_batch() {
     const ROLLED: &str = "rolled";
-    let data_dir = tempfile::Builder::new()
-        .prefix("fluxmq-kill9-roll-")
-        .tempdir()
-        .unwrap();
-    let opts = BrokerOpts {
-        data_dir: Some(data_dir.path().to_path_buf()),
-        default_partitions: Some(PARTITIONS as u32),
-        // The smallest segment the broker accepts, so rolls come every few hundred batches.
-        segment_bytes: Some(2 << 20),
-        ..Default::default()
-    };
-    let mut broker = Broker::start(opts.clone());
-    let topic = {
-        let mut client = broker.client();
-        assert_eq!(create_topic(&mut client, ROLLED, PARTITIONS), NONE);
-        topic_info(&mut client, ROLLED)
-    };
+    // The smallest segment the broker accepts, so rolls come every few hundred batches.
+    let (data_dir, opts, mut broker, topic) =
+        start_with_topic("fluxmq-kill9-roll-", ROLLED, 2 << 20);
     let mut all_acked: Vec<Acked> = Vec::new();
     let mut kills_with_pending_seal = 0;
     for cycle in 0..3u64 {
