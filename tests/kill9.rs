@@ -174,6 +174,37 @@ fn start_with_topic(
     (data_dir, opts, broker, info)
 }
 
+/// One batch per partition after a restart, `(seed, records, value bytes)` shaped; each must land
+/// exactly at the end recovery found, and joins the acknowledged batches checked later.
+fn append_at_ends(
+    client: &mut Client,
+    topic: &TopicInfo,
+    ends: &[i64],
+    (seed, records, value_bytes): (u64, usize, usize),
+    context: &str,
+    all_acked: &mut Vec<Acked>,
+) {
+    for partition in 0..PARTITIONS {
+        let batch = simple_batch(
+            seed + partition as u64,
+            records,
+            value_bytes,
+            1_800_000_000_000,
+        );
+        let (error, base) = produce_one(client, topic, partition, &batch);
+        assert_eq!(error, NONE, "{context}: produce after recovery");
+        assert_eq!(
+            base, ends[partition as usize],
+            "{context}: first offset after recovery"
+        );
+        all_acked.push(Acked {
+            partition,
+            base_offset: base,
+            batch,
+        });
+    }
+}
+
 #[test]
 fn kill9_no_torn_batch() {
     // Small segments (the minimum the default max.message.bytes allows) so a roll can happen mid-hammer.
@@ -203,25 +234,15 @@ fn kill9_no_torn_batch() {
             list_tree(&broker.data_dir).len()
         );
         // Appends continue right at the recovered end.
-        for partition in 0..PARTITIONS {
-            let batch = simple_batch(
-                9_999 + cycle * 10 + partition as u64,
-                3,
-                100,
-                1_800_000_000_000,
-            );
-            let (error, base) = produce_one(&mut client, &topic_after, partition, &batch);
-            assert_eq!(error, NONE, "{context}: produce after recovery");
-            assert_eq!(
-                base, ends[partition as usize],
-                "{context}: first offset after recovery"
-            );
-            all_acked.push(Acked {
-                partition,
-                base_offset: base,
-                batch,
-            });
-        }
+        let seed = 9_999 + cycle * 10;
+        append_at_ends(
+            &mut client,
+            &topic_after,
+            &ends,
+            (seed, 3, 100),
+            &context,
+            &mut all_acked,
+        );
         verify_after_crash(
             &mut client,
             &topic_after,
@@ -348,25 +369,15 @@ fn kill9_right_after_a_roll_keeps_every_acknowledged_batch() {
             pending,
             all_acked.len()
         );
-        for partition in 0..PARTITIONS {
-            let batch = simple_batch(
-                77_000 + cycle * 10 + partition as u64,
-                2,
-                50,
-                1_800_000_000_000,
-            );
-            let (error, base) = produce_one(&mut client, &topic, partition, &batch);
-            assert_eq!(error, NONE, "{context}: produce after recovery");
-            assert_eq!(
-                base, ends[partition as usize],
-                "{context}: first offset after recovery"
-            );
-            all_acked.push(Acked {
-                partition,
-                base_offset: base,
-                batch,
-            });
-        }
+        let seed = 77_000 + cycle * 10;
+        append_at_ends(
+            &mut client,
+            &topic,
+            &ends,
+            (seed, 2, 50),
+            &context,
+            &mut all_acked,
+        );
     }
     eprintln!("{kills_with_pending_seal} of 3 kills came while a seal job was pending");
     let status = broker.stop();
