@@ -50,7 +50,7 @@ fn filled_log(dir: &std::path::Path) -> (PartitionLog, Vec<i64>) {
         segment_bytes: 64 * 1024 * 1024,
         ..LogConfig::default()
     };
-    let syncer = Syncer::start("bench-sync").expect("a syncer thread");
+    let syncer = Syncer::start("bench-sync", u64::MAX).expect("a syncer thread");
     let mut log = PartitionLog::open(dir, config, 0, Rc::new(syncer)).expect("a new log");
     let batch = common::record_batch_of_size(BATCH_BYTES, 100);
     let mut base_offsets = Vec::new();

@@ -59,6 +59,7 @@ impl TwoShards {
             },
             shard_count: 2,
             pool_bytes: 16 * 1024 * 1024,
+            page_cache_bytes: u64::MAX,
             groups: shards::group::GroupConfig::default(),
         });
         let catalog = Arc::new(Catalog::default());

@@ -70,7 +70,7 @@ fn time_log_appends(batch: &[u8], count: u64) -> Duration {
     let mut left = count;
     while left > 0 {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let syncer = Rc::new(Syncer::start("bench-sync").expect("a syncer thread"));
+        let syncer = Rc::new(Syncer::start("bench-sync", u64::MAX).expect("a syncer thread"));
         let mut log = PartitionLog::open(dir.path(), config, 0, syncer).expect("a new log");
         let round = left.min(per_segment);
         let started = Instant::now();

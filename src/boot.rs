@@ -52,6 +52,7 @@ pub fn run(config: Config) -> Result<(), String> {
         defaults: broker_defaults(&config),
         shard_count,
         pool_bytes: config.pool_mib * 1024 * 1024,
+        page_cache_bytes: page_cache_bytes_per_shard(config.page_cache_mib, shard_count),
         groups: group_config(&config),
     });
     let catalog = Arc::new(catalog);
@@ -175,6 +176,25 @@ fn wait_for_stop_signal() -> i32 {
     let result = unsafe { libc::sigwait(&set, &mut signal) };
     assert_eq!(result, 0);
     signal
+}
+
+/// The page-cache budget of one shard: `--page-cache-mib`, or an equal share of
+/// `1 / PAGE_CACHE_SHARE_OF_MEMORY_DIVISOR` of physical memory.
+fn page_cache_bytes_per_shard(page_cache_mib: Option<u64>, shard_count: usize) -> u64 {
+    if let Some(mib) = page_cache_mib {
+        return mib.saturating_mul(1024 * 1024);
+    }
+    // SAFETY: sysconf only reads its argument.
+    let (pages, page_bytes) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let memory_bytes = u64::try_from(pages)
+        .unwrap_or(0)
+        .saturating_mul(u64::try_from(page_bytes).unwrap_or(0));
+    memory_bytes / limits::PAGE_CACHE_SHARE_OF_MEMORY_DIVISOR / shard_count.max(1) as u64
 }
 
 /// Raises the soft RLIMIT_MEMLOCK to the hard limit (allowed for any user) and sizes glommio's locked

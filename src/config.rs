@@ -126,6 +126,14 @@ pub struct Config {
     #[arg(long, default_value_t = limits::POOL_MIB_PER_SHARD_DEFAULT)]
     pub pool_mib: usize,
 
+    /// Sealed segments each shard keeps in the page cache, in MiB. Once a sealed segment is durable and
+    /// older than this much of the shard's newer sealed data, its pages are dropped from the page cache
+    /// (and consumers reading it later read from the disk), so the page cache stops growing with every
+    /// byte produced. Default: an eighth of physical memory, divided among the shards. 0 drops each
+    /// segment as soon as it is durable.
+    #[arg(long)]
+    pub page_cache_mib: Option<u64>,
+
     /// Most concurrent client connections per shard; further connections wait to be accepted.
     #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_DEFAULT)]
     pub max_connections_per_shard: usize,

@@ -15,6 +15,10 @@ pub const FRAME_BYTES_MIN: usize = 10;
 pub const FETCH_RESPONSE_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Default pool per shard: two maximal fetch responses in flight at once.
 pub const POOL_MIB_PER_SHARD_DEFAULT: usize = 64;
+/// The default page-cache budget for sealed segments is physical memory divided by this, shared by
+/// all shards: room for the rest of the machine, and consumers within a few GiB of the tail read from
+/// memory on a server of tens of GiB.
+pub const PAGE_CACHE_SHARE_OF_MEMORY_DIVISOR: u64 = 8;
 /// Default concurrent connections per shard; each costs a task, a small write buffer and one request
 /// buffer while a request is in flight.
 pub const CONNECTIONS_PER_SHARD_DEFAULT: usize = 10_000;

@@ -711,3 +711,116 @@ fn edge_offsets_and_client_set_fields() {
         );
     }
 }
+
+/// Pages of the file at `path` in the page cache (`mincore` on a mapping that touches nothing).
+fn cached_pages(path: &std::path::Path) -> usize {
+    let file = std::fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a read-only mapping whose bytes are never read; only its addresses go to mincore.
+    let address = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    assert_ne!(address, libc::MAP_FAILED);
+    let mut residency = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: the range is the mapping just made; `residency` has a byte per page of it.
+    let result = unsafe { libc::mincore(address, len, residency.as_mut_ptr()) };
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(address, len) };
+    assert_eq!(result, 0);
+    residency.iter().filter(|status| **status & 1 == 1).count()
+}
+
+/// Cached pages of every sealed segment of the topic (all data files but the newest of each partition).
+fn cached_pages_of_sealed_segments(data_dir: &std::path::Path) -> (usize, usize) {
+    let (mut segments, mut cached) = (0, 0);
+    for partition in 0..PARTITIONS {
+        let dir = data_dir.join(format!("{TOPIC}-{partition}"));
+        let mut logs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+            .collect();
+        logs.sort();
+        logs.pop();
+        segments += logs.len();
+        cached += logs.iter().map(|path| cached_pages(path)).sum::<usize>();
+    }
+    (segments, cached)
+}
+
+/// With `--page-cache-mib 0` every sealed segment leaves the page cache once durable; consumers then
+/// read it from the disk, byte-exact, and leave it out of the page cache behind them. After a restart
+/// the segments found sealed count against the budget the same way.
+#[test]
+fn segments_dropped_from_the_page_cache_fetch_back_byte_exact() {
+    // The page cache of a tmpfs cannot be dropped: keep the data on the target directory's disk.
+    let data_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut broker = Broker::start(BrokerOpts {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        segment_bytes: Some(2 * 1024 * 1024),
+        extra_args: vec!["--page-cache-mib".into(), "0".into()],
+        ..Default::default()
+    });
+    let (mut client, topic) = setup(&broker);
+    let mut models = vec![PartitionModel::default(); PARTITIONS as usize];
+    let round = Round {
+        version: 11,
+        acks: 1,
+        count: 50,
+        value_bytes: 1000,
+        outlier: None,
+        tombstone: None,
+    };
+    // About 7 MiB per partition: three sealed 2 MiB segments each.
+    for _ in 0..140 {
+        produce_round(&mut client, &topic, &mut models, &round);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (segments, mut cached) = cached_pages_of_sealed_segments(data_dir.path());
+    assert!(
+        segments >= 3 * PARTITIONS as usize,
+        "{segments} sealed segments"
+    );
+    while cached > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        cached = cached_pages_of_sealed_segments(data_dir.path()).1;
+    }
+    assert_eq!(cached, 0, "sealed segments still cached after 20 s");
+    for partition in 0..PARTITIONS {
+        check_partition_against_model(
+            &mut client,
+            16,
+            &topic,
+            partition,
+            &models[partition as usize],
+        );
+    }
+    let (_, cached) = cached_pages_of_sealed_segments(data_dir.path());
+    assert_eq!(
+        cached, 0,
+        "consumers left sealed segments in the page cache"
+    );
+
+    assert!(broker.stop().success());
+    let broker = broker.restart_same_dir();
+    let mut client = broker.client();
+    let topic = topic_info(&mut client, TOPIC);
+    for (partition, model) in models.iter().enumerate() {
+        check_partition_against_model(&mut client, 16, &topic, partition as i32, model);
+    }
+    let (_, cached) = cached_pages_of_sealed_segments(data_dir.path());
+    assert_eq!(
+        cached, 0,
+        "after a restart, consumers left sealed segments cached"
+    );
+}

@@ -46,6 +46,8 @@ pub struct ShardConfig {
     pub defaults: BrokerDefaults,
     pub shard_count: usize,
     pub pool_bytes: usize,
+    /// Sealed segments this shard keeps in the page cache once they are durable (`storage/syncer.rs`).
+    pub page_cache_bytes: u64,
     pub groups: crate::group::GroupConfig,
 }
 
@@ -141,7 +143,7 @@ impl Shard {
             config.data_dir.clone(),
             config.groups.clone(),
         );
-        let syncer = Syncer::start(&format!("fluxmq-sync-{}", id.0))
+        let syncer = Syncer::start(&format!("fluxmq-sync-{}", id.0), config.page_cache_bytes)
             .unwrap_or_else(|error| panic!("{id}: cannot start the syncer: {error}"));
         let shard = Rc::new(Shard {
             id,
@@ -511,6 +513,8 @@ impl Shard {
             }
         }
         let now = now_ms();
+        // Segments found sealed in the partitions opened now, for the page-cache budget.
+        let mut durable_sealed = Vec::new();
         for topic in next.topics().values() {
             for index in 0..topic.partitions {
                 let name = TopicPartition {
@@ -522,12 +526,17 @@ impl Shard {
                 }
                 match self.open_partition(topic, &name, now) {
                     Ok(partition) => {
+                        durable_sealed.extend(partition.log().durable_sealed_segments());
                         partitions.insert(name, partition);
                     }
                     Err(error) => error!("{}: could not open partition {name}: {error}", self.id),
                 }
             }
         }
+        // Oldest first, so that the budget keeps the newest data of the shard cached.
+        durable_sealed.sort_by_key(|(modified_ms, _)| *modified_ms);
+        let durable_sealed = durable_sealed.into_iter().map(|(_, segment)| segment);
+        self.syncer.admit_cached(durable_sealed.collect());
     }
 
     fn open_partition(
@@ -1033,6 +1042,7 @@ mod tests {
             defaults: defaults(),
             shard_count: 1,
             pool_bytes,
+            page_cache_bytes: u64::MAX,
             groups: Default::default(),
         };
         let ends = wire(1).pop().unwrap();

@@ -25,7 +25,7 @@ use super::batch::{
 };
 use super::index::{OffsetEntry, SegmentIndex, INDEX_INTERVAL_BYTES_DEFAULT};
 use super::segment::Segment;
-use super::syncer::{SealJob, Syncer, Ticket};
+use super::syncer::{CachedSegment, SealJob, Syncer, Ticket};
 use super::{io_error, recovery, sync_directory, StorageError};
 
 /// Largest segment: batch positions are stored as u32 in the offset index, and Kafka caps
@@ -457,6 +457,7 @@ impl PartitionLog {
                 dir: self.dir.clone(),
                 index: active.index.clone(),
                 failed: self.seal_failed.clone(),
+                evicted: active.data.eviction_flag(),
             };
             let ticket = self.syncer.submit(job);
             active.seal_ticket = Some(ticket);
@@ -472,6 +473,19 @@ impl PartitionLog {
             seal_ticket: None,
         });
         Ok(())
+    }
+
+    /// The segments that were sealed and durable when the log opened, each with its file's
+    /// modification time, for the shard's page-cache budget (`Syncer::admit_cached`).
+    pub(crate) fn durable_sealed_segments(&self) -> Vec<(i64, CachedSegment)> {
+        self.segments
+            .iter()
+            .filter(|segment| segment.data.is_sealed() && segment.seal_ticket.is_none())
+            .map(|segment| {
+                let modified_ms = segment.data.modified_ms().unwrap_or(0);
+                (modified_ms, CachedSegment::of(&segment.data))
+            })
+            .collect()
     }
 
     /// Whole batches starting with the one that holds `fetch_offset`, all from one segment. The first
@@ -701,8 +715,8 @@ mod tests {
     use crate::storage::index::{offset_index_path, time_index_path};
     use crate::storage::segment::RESIDENT_WINDOW_BYTES;
     use crate::storage::testing::{
-        build_batch, mapped_pages, simple_batch, small_config, stored_copy, syncer, BlockedSyncer,
-        Codec, Random,
+        build_batch, cached_pages, disk_tempdir, mapped_pages, simple_batch, small_config,
+        stored_copy, syncer, syncer_with_budget, BlockedSyncer, Codec, Random,
     };
 
     /// A stored batch and the offsets it covers.
@@ -803,6 +817,84 @@ mod tests {
             assert!(mapped(&log) <= 2 * RESIDENT_WINDOW_BYTES / 4096 + 1);
         }
         assert!(mapped(&log) > 0);
+    }
+
+    /// Cached pages of each segment's data file, oldest first.
+    fn cached_pages_per_segment(log: &PartitionLog) -> Vec<usize> {
+        let segments = log.segments.iter();
+        segments
+            .map(|segment| cached_pages(segment.data.path()))
+            .collect()
+    }
+
+    #[test]
+    fn sealed_segments_past_the_budget_leave_the_page_cache_and_read_back_from_disk() {
+        let dir = disk_tempdir();
+        let segment_bytes = 4 * RESIDENT_WINDOW_BYTES as u64;
+        let config = small_config(segment_bytes);
+        // Room for the two newest sealed segments.
+        let syncer = syncer_with_budget(2 * segment_bytes);
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer).unwrap();
+        let mut random = Random::new(7);
+        let mut expected = Vec::new();
+        while log.segment_count() < 7 {
+            expected.extend(fill(&mut log, 100, &mut random));
+        }
+        log.wait_for_seal_jobs().unwrap();
+        let cached = cached_pages_per_segment(&log);
+        let pages = |segment: &LogSegment| segment.data.written_bytes().div_ceil(4096);
+        let count = cached.len();
+        for (position, segment) in log.segments.iter().enumerate() {
+            if position < count - 3 {
+                assert_eq!(
+                    cached[position], 0,
+                    "evicted segment {position}: {cached:?}"
+                );
+            } else {
+                // The two newest sealed segments and the active one stay cached.
+                assert_eq!(cached[position], pages(segment), "{position}: {cached:?}");
+            }
+        }
+        // Every byte reads back from the disk, and a reader leaves no evicted page behind it.
+        check_reads(&log, &expected, 0);
+        let mut offset = 0;
+        while offset < log.log_end_offset() {
+            let bytes = log.read(offset, 256 << 10).unwrap();
+            let last = Batches::new(bytes).last().unwrap().unwrap().1;
+            offset = last.base_offset + i64::from(last.last_offset_delta) + 1;
+        }
+        let cached = cached_pages_per_segment(&log);
+        assert!(
+            cached[..count - 3].iter().all(|pages| *pages == 0),
+            "{cached:?}"
+        );
+        assert_eq!(cached[count - 1], pages(log.active()), "{cached:?}");
+    }
+
+    #[test]
+    fn a_budget_of_zero_evicts_every_durable_segment_and_unlimited_none() {
+        for (budget, evicted) in [(0, true), (u64::MAX, false)] {
+            let dir = disk_tempdir();
+            let config = small_config(RESIDENT_WINDOW_BYTES as u64);
+            let mut log =
+                PartitionLog::open(dir.path(), config, 0, syncer_with_budget(budget)).unwrap();
+            let mut random = Random::new(3);
+            while log.segment_count() < 4 {
+                fill(&mut log, 100, &mut random);
+            }
+            log.wait_for_seal_jobs().unwrap();
+            let cached = cached_pages_per_segment(&log);
+            let sealed = &cached[..cached.len() - 1];
+            if evicted {
+                assert!(sealed.iter().all(|pages| *pages == 0), "{cached:?}");
+            } else {
+                assert!(sealed.iter().all(|pages| *pages > 0), "{cached:?}");
+            }
+            assert!(
+                *cached.last().unwrap() > 0,
+                "the active segment stays: {cached:?}"
+            );
+        }
     }
 
     #[test]

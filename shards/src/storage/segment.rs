@@ -32,6 +32,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memmap2::{Advice, Mmap, MmapOptions, UncheckedAdvice};
@@ -47,6 +48,23 @@ const WRITE_ATTEMPTS_MAX: u32 = 16;
 /// zaps whole page tables), negligible next to copying 2 MiB; a reader therefore holds at most two
 /// windows (4 MiB) of a segment in the process's page tables.
 pub const RESIDENT_WINDOW_BYTES: usize = 2 << 20;
+
+/// Asks the kernel to drop the clean page-cache pages of `[position, position + len)` of `file`
+/// (`POSIX_FADV_DONTNEED`; `len == 0` means to the end). Dirty pages and pages some process still maps
+/// stay; nothing is lost either way, so a failure is only logged.
+pub(crate) fn drop_from_page_cache(file: &File, position: usize, len: usize, path: &Path) {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(position), libc::off_t::try_from(len))
+    else {
+        return;
+    };
+    // SAFETY: `posix_fadvise` only reads its integer arguments; the descriptor is open for as long as
+    // `file` is borrowed.
+    let result =
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+    if result != 0 {
+        log::debug!("fadvise dontneed on {}: error {result}", path.display());
+    }
+}
 
 /// Path of the data file for the segment starting at `base_offset`.
 pub fn data_file_path(dir: &Path, base_offset: i64) -> PathBuf {
@@ -74,6 +92,10 @@ pub struct Segment {
     /// Recovery scans only this far.
     file_bytes_at_open: usize,
     sealed: bool,
+    /// Set by the shard's syncer once this sealed segment is durable and older than the shard's page
+    /// cache budget holds (`syncer.rs`); its pages were dropped from the page cache then, and a reader
+    /// drops again what it read behind itself, so catching up does not fill the cache anew.
+    evicted: Arc<AtomicBool>,
 }
 
 impl Segment {
@@ -139,6 +161,7 @@ impl Segment {
             flushed_bytes: file_bytes,
             file_bytes_at_open: file_bytes,
             sealed: true,
+            evicted: Arc::default(),
         })
     }
 
@@ -162,6 +185,7 @@ impl Segment {
             flushed_bytes: 0,
             file_bytes_at_open: file_bytes,
             sealed: false,
+            evicted: Arc::default(),
         }
     }
 
@@ -254,7 +278,8 @@ impl Segment {
     }
 
     /// Drops the page-table entries of `[position, position + len)` of the written bytes. The page
-    /// cache keeps the pages, so a later read of the range sees the same bytes after a minor fault.
+    /// cache keeps the pages, so a later read of the range sees the same bytes after a minor fault;
+    /// of an evicted segment it drops them too (`evicted`), and a later read goes to the disk.
     fn unmap_pages(&self, position: usize, len: usize) {
         let len = len.min(self.written_bytes.saturating_sub(position));
         if len == 0 {
@@ -271,6 +296,9 @@ impl Segment {
         };
         if let Err(error) = advised {
             log::debug!("madvise dontneed on {}: {error}", self.path.display());
+        }
+        if self.evicted.load(Ordering::Acquire) {
+            drop_from_page_cache(&self.file, position, len, &self.path);
         }
     }
 
@@ -366,6 +394,12 @@ impl Segment {
     pub(crate) fn sync_handle(&self) -> Arc<File> {
         assert!(self.sealed);
         self.file.clone()
+    }
+
+    /// The flag the syncer sets when it drops this sealed segment from the page cache.
+    pub(crate) fn eviction_flag(&self) -> Arc<AtomicBool> {
+        assert!(self.sealed);
+        self.evicted.clone()
     }
 
     /// Sets the write position found by recovery and cuts everything after it. Bytes past the end may

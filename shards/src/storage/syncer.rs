@@ -15,6 +15,14 @@
 //! (`recovery.rs`). A job writes index files only after the data is synced, so an index file on disk
 //! never describes data that is only in the page cache.
 //!
+//! The page-cache budget: once a sealed segment is durable, the thread counts it as cached, newest
+//! last, and drops the oldest ones from the page cache (`POSIX_FADV_DONTNEED`) while the shard's
+//! sealed segments cached exceed `page_cache_bytes`. Left alone, the page cache grows with every byte
+//! produced until the kernel has to reclaim, and pages it takes fresh cost far more than pages it
+//! reuses (docs/perf/PROFILE.md, "Produce rate over a long run"); dropped pages are reused by the next
+//! appends. Consumers within the budget of the tail read from memory, older ones from the disk (the
+//! segment is marked evicted and readers drop what they read behind them, `segment.rs`).
+//!
 //! Why a thread of our own and not glommio's `spawn_blocking`: glommio gives each executor one blocking
 //! thread, and shard 0's spends its whole life in `sigwait` (`src/boot.rs`), so a job queued there
 //! would never run. The thread is spawned by the shard's executor thread and so inherits its CPU
@@ -22,14 +30,16 @@
 //! is charged to its own core.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
 use super::index::SegmentIndex;
+use super::segment::drop_from_page_cache;
 use super::{sync_directory, StorageError};
 
 /// Seal jobs a shard may have queued. A roll that finds the queue full waits on the reactor for the
@@ -55,11 +65,13 @@ pub(crate) struct SealJob {
     pub(crate) index: SegmentIndex,
     /// Set when any step fails, so that the log refuses to vouch for the segment at `close`.
     pub(crate) failed: Arc<AtomicBool>,
+    /// The segment's flag, set when the budget drops it from the page cache.
+    pub(crate) evicted: Arc<AtomicBool>,
 }
 
 /// One per shard; every log of the shard holds an `Rc` to it.
 pub struct Syncer {
-    sender: Option<SyncSender<(Ticket, SealJob)>>,
+    sender: Option<SyncSender<Work>>,
     progress: Arc<Progress>,
     /// The ticket the next job gets; `Ticket(0)` is never handed out.
     next_ticket: Cell<u64>,
@@ -73,9 +85,10 @@ struct Progress {
 }
 
 impl Syncer {
-    /// Starts the syncer thread of the calling shard. `name` names the thread (`ps -L`, `top -H`).
-    pub fn start(name: &str) -> Result<Syncer, StorageError> {
-        let (sender, receiver) = sync_channel::<(Ticket, SealJob)>(SEAL_JOBS_QUEUED_MAX);
+    /// Starts the syncer thread of the calling shard. `name` names the thread (`ps -L`, `top -H`);
+    /// `page_cache_bytes` is the shard's page-cache budget for sealed segments (module comment).
+    pub fn start(name: &str, page_cache_bytes: u64) -> Result<Syncer, StorageError> {
+        let (sender, receiver) = sync_channel::<Work>(SEAL_JOBS_QUEUED_MAX);
         let progress = Arc::new(Progress {
             finished: Mutex::new(0),
             changed: Condvar::new(),
@@ -84,9 +97,21 @@ impl Syncer {
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                let mut cached = CachedSegments::new(page_cache_bytes);
                 // Ends when the `Syncer` drops its sender, after the queued jobs.
-                for (ticket, job) in receiver {
-                    job.run();
+                for work in receiver {
+                    let (ticket, job) = match work {
+                        Work::Seal(ticket, job) => (ticket, job),
+                        Work::Cached(segments) => {
+                            segments
+                                .into_iter()
+                                .for_each(|segment| cached.admit(segment));
+                            continue;
+                        }
+                    };
+                    if let Some(segment) = job.run() {
+                        cached.admit(segment);
+                    }
                     let mut finished = lock(&thread_progress.finished);
                     assert!(ticket.0 == *finished + 1);
                     *finished = ticket.0;
@@ -109,9 +134,21 @@ impl Syncer {
         let sender = self.sender.as_ref().expect("the sender lives until drop");
         // The thread only ends once the sender is dropped, so the receiver is alive here.
         sender
-            .send((ticket, job))
+            .send(Work::Seal(ticket, job))
             .expect("the syncer thread outlives its sender");
         ticket
+    }
+
+    /// Counts durable sealed segments found at start-up as cached, oldest first, after whatever the
+    /// budget already holds: the oldest of them leave the page cache if they do not fit.
+    pub(crate) fn admit_cached(&self, segments: Vec<CachedSegment>) {
+        if segments.is_empty() {
+            return;
+        }
+        let sender = self.sender.as_ref().expect("the sender lives until drop");
+        sender
+            .send(Work::Cached(segments))
+            .expect("the syncer thread outlives its sender");
     }
 
     pub(crate) fn is_finished(&self, ticket: Ticket) -> bool {
@@ -150,8 +187,9 @@ impl Drop for Syncer {
 impl SealJob {
     /// Data, then index files, then the directory: an index file must never vouch for data that is
     /// not durable, and the renames must reach the disk after the files they name. A failed step skips
-    /// the rest; recovery rebuilds a missing index from the data.
-    fn run(self) {
+    /// the rest; recovery rebuilds a missing index from the data. Returns the durable segment, for the
+    /// page-cache budget; a segment that failed stays cached (its pages may still be dirty).
+    fn run(self) -> Option<CachedSegment> {
         let result = self
             .data
             .sync_data()
@@ -166,6 +204,79 @@ impl SealJob {
                 self.data_path.display()
             );
             self.failed.store(true, Ordering::Release);
+            return None;
+        }
+        let bytes = match self.data.metadata() {
+            Ok(metadata) => metadata.len(),
+            Err(_) => return None,
+        };
+        Some(CachedSegment {
+            file: Arc::downgrade(&self.data),
+            path: self.data_path,
+            bytes,
+            evicted: self.evicted,
+        })
+    }
+}
+
+/// What the syncer thread is asked to do.
+enum Work {
+    Seal(Ticket, SealJob),
+    Cached(Vec<CachedSegment>),
+}
+
+/// A durable sealed segment the budget counts as cached.
+pub(crate) struct CachedSegment {
+    /// Weak, so that the budget never keeps a segment deleted by retention open.
+    file: Weak<File>,
+    path: PathBuf,
+    bytes: u64,
+    evicted: Arc<AtomicBool>,
+}
+
+impl CachedSegment {
+    /// `data` is a sealed segment that is durable: one opened sealed at start-up.
+    pub(crate) fn of(data: &super::segment::Segment) -> CachedSegment {
+        CachedSegment {
+            file: Arc::downgrade(&data.sync_handle()),
+            path: data.path().to_path_buf(),
+            bytes: data.written_bytes() as u64,
+            evicted: data.eviction_flag(),
+        }
+    }
+}
+
+/// The shard's durable sealed segments in the page cache, oldest first, and their bytes.
+struct CachedSegments {
+    budget_bytes: u64,
+    total_bytes: u64,
+    segments: VecDeque<CachedSegment>,
+}
+
+impl CachedSegments {
+    fn new(budget_bytes: u64) -> CachedSegments {
+        CachedSegments {
+            budget_bytes,
+            total_bytes: 0,
+            segments: VecDeque::new(),
+        }
+    }
+
+    /// Counts `segment` as cached, then drops the oldest segments until the rest fit the budget.
+    fn admit(&mut self, segment: CachedSegment) {
+        self.total_bytes += segment.bytes;
+        self.segments.push_back(segment);
+        while self.total_bytes > self.budget_bytes {
+            let oldest = self
+                .segments
+                .pop_front()
+                .expect("a positive total has a segment behind it");
+            self.total_bytes -= oldest.bytes;
+            // A segment retention has deleted meanwhile has left the page cache with its file.
+            if let Some(file) = oldest.file.upgrade() {
+                oldest.evicted.store(true, Ordering::Release);
+                drop_from_page_cache(&file, 0, 0, &oldest.path);
+            }
         }
     }
 }
@@ -194,13 +305,14 @@ mod tests {
             dir: dir.to_path_buf(),
             index,
             failed: failed.clone(),
+            evicted: Arc::default(),
         }
     }
 
     #[test]
     fn jobs_finish_in_order_and_write_the_index_files() {
         let dir = tempfile::tempdir().unwrap();
-        let syncer = Syncer::start("syncer-test").unwrap();
+        let syncer = Syncer::start("syncer-test", u64::MAX).unwrap();
         let failed = Arc::new(AtomicBool::new(false));
         let tickets: Vec<Ticket> = (0..3 * SEAL_JOBS_QUEUED_MAX as i64)
             .map(|base_offset| syncer.submit(job(dir.path(), base_offset * 10, &failed)))
@@ -218,7 +330,7 @@ mod tests {
     #[test]
     fn a_failed_job_is_reported_and_writes_no_index() {
         let dir = tempfile::tempdir().unwrap();
-        let syncer = Syncer::start("syncer-test").unwrap();
+        let syncer = Syncer::start("syncer-test", u64::MAX).unwrap();
         let failed = Arc::new(AtomicBool::new(false));
         let mut doomed = job(dir.path(), 7, &failed);
         doomed.dir = dir.path().join("gone");

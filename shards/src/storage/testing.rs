@@ -191,9 +191,14 @@ pub(crate) fn stored_copy(batch: &[u8], base_offset: i64) -> Vec<u8> {
     stored
 }
 
-/// A syncer of its own for one test's logs.
+/// A syncer of its own for one test's logs, with a page-cache budget that never drops a segment.
 pub(crate) fn syncer() -> std::rc::Rc<super::syncer::Syncer> {
-    std::rc::Rc::new(super::syncer::Syncer::start("syncer-test").unwrap())
+    syncer_with_budget(u64::MAX)
+}
+
+/// A syncer of its own for one test's logs that keeps `page_cache_bytes` of sealed segments cached.
+pub(crate) fn syncer_with_budget(page_cache_bytes: u64) -> std::rc::Rc<super::syncer::Syncer> {
+    std::rc::Rc::new(super::syncer::Syncer::start("syncer-test", page_cache_bytes).unwrap())
 }
 
 /// Holds the syncer's thread until dropped: a seal job whose index goes to a named pipe blocks in
@@ -220,6 +225,7 @@ impl BlockedSyncer {
             dir: dir.path().to_path_buf(),
             index,
             failed: Arc::new(AtomicBool::new(false)),
+            evicted: Arc::new(AtomicBool::new(false)),
         });
         BlockedSyncer { pipe, _dir: dir }
     }
@@ -251,4 +257,36 @@ pub(crate) fn mapped_pages(bytes: &[u8]) -> usize {
         .chunks_exact(8)
         .filter(|entry| u64::from_le_bytes((*entry).try_into().unwrap()) >> 63 == 1)
         .count()
+}
+
+/// Pages of the file at `path` that are in the page cache, from `mincore` on a fresh mapping of it
+/// (the mapping only asks; it touches no page).
+pub(crate) fn cached_pages(path: &std::path::Path) -> usize {
+    let file = File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a read-only mapping of a file nobody truncates while the test holds it; only its
+    // addresses are used, never its bytes.
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let mut residency = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: the range is the whole mapping, and `residency` has one byte per page of it.
+    let result = unsafe {
+        libc::mincore(
+            map.as_ptr() as *mut libc::c_void,
+            len,
+            residency.as_mut_ptr(),
+        )
+    };
+    assert_eq!(result, 0);
+    residency.iter().filter(|status| **status & 1 == 1).count()
+}
+
+/// A temporary directory on a disk-backed file system: the page-cache budget tests need pages the
+/// kernel can drop, which tmpfs pages are not. The workspace's target directory is one.
+pub(crate) fn disk_tempdir() -> tempfile::TempDir {
+    let parent = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-tmp");
+    std::fs::create_dir_all(&parent).unwrap();
+    tempfile::tempdir_in(parent).unwrap()
 }
