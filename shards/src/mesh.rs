@@ -6,6 +6,7 @@
 //! reading this file. Payloads are owned values (`Bytes`, `Arc` snapshots), never references.
 //! Never: behaviour. What a shard does with a request lives in `shard.rs`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -645,11 +646,17 @@ pub enum Body {
     Response(ShardResponse),
 }
 
+/// Envelopes ever sent into one channel, shared by its two ends. The sender adds one after each
+/// envelope it queued; the receiver compares it with the envelopes it has taken, so it can tell that
+/// one is waiting without polling the channel (a poll of an empty glommio channel registers a waker
+/// with the reactor, which only the reactor clears).
+pub type SentCount = Arc<AtomicU64>;
+
 /// One shard's ends of the mesh, before they are connected on its executor. Indexed by peer shard;
 /// the shard's own slot is `None` (a shard calls itself directly).
 pub struct MeshEnds {
-    pub senders: Vec<Option<SharedSender<Envelope>>>,
-    pub receivers: Vec<Option<SharedReceiver<Envelope>>>,
+    pub senders: Vec<Option<(SharedSender<Envelope>, SentCount)>>,
+    pub receivers: Vec<Option<(SharedReceiver<Envelope>, SentCount)>>,
 }
 
 /// Builds the full mesh: one bounded channel for each ordered pair of distinct shards. Called once at
@@ -667,8 +674,9 @@ pub fn wire(shard_count: usize) -> Vec<MeshEnds> {
                 continue;
             }
             let (sender, receiver) = shared_channel::new_bounded(MESH_QUEUE_DEPTH);
-            ends[source].senders[target] = Some(sender);
-            ends[target].receivers[source] = Some(receiver);
+            let sent = SentCount::default();
+            ends[source].senders[target] = Some((sender, sent.clone()));
+            ends[target].receivers[source] = Some((receiver, sent));
         }
     }
     ends

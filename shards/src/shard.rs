@@ -14,6 +14,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
+use glommio::{GlommioError, ResourceType};
 use log::{debug, error, info, warn};
 
 use crate::catalog::{self, BrokerDefaults, Catalog, CatalogStore, TopicInfo};
@@ -78,7 +80,11 @@ pub struct Shard {
     config: Arc<ShardConfig>,
     catalog: RefCell<Arc<Catalog>>,
     partitions: RefCell<HashMap<TopicPartition, Partition>>,
-    senders: Vec<Option<ConnectedSender<Envelope>>>,
+    senders: Vec<Option<Outbox>>,
+    /// The incoming ends of the mesh, read by their pumps and by `drain_mesh`.
+    inboxes: Vec<Rc<Inbox>>,
+    /// Set while `drain_mesh` runs, so that a request it serves does not drain again.
+    draining: Cell<bool>,
     pending: RefCell<HashMap<u64, LocalSender<ShardResponse>>>,
     next_call_id: Cell<u64>,
     appended: Notify,
@@ -113,14 +119,31 @@ impl Shard {
             .mesh
             .senders
             .into_iter()
-            .map(|sender| glommio::spawn_local(async move { Some(sender?.connect().await) }))
+            .map(|end| {
+                glommio::spawn_local(async move {
+                    let (sender, sent) = end?;
+                    Some(Outbox {
+                        sender: sender.connect().await,
+                        sent,
+                    })
+                })
+            })
             .collect();
         let receivers: Vec<_> = ends
             .mesh
             .receivers
             .into_iter()
             .flatten()
-            .map(|receiver| glommio::spawn_local(receiver.connect()))
+            .map(|(receiver, sent)| {
+                glommio::spawn_local(async move {
+                    Rc::new(Inbox {
+                        receiver: receiver.connect().await,
+                        pump_waker: RefCell::new(None),
+                        sent,
+                        received: Cell::new(0),
+                    })
+                })
+            })
             .collect();
         let mut connected_senders = Vec::with_capacity(senders.len());
         for sender in senders {
@@ -130,7 +153,7 @@ impl Shard {
         for receiver in receivers {
             connected_receivers.push(receiver.await);
         }
-        let (senders, receivers) = (connected_senders, connected_receivers);
+        let (senders, inboxes) = (connected_senders, connected_receivers);
         let controller = (id == ShardId(0)).then(|| Controller {
             store: CatalogStore::new(&config.data_dir),
             lock: Semaphore::new(1),
@@ -151,6 +174,8 @@ impl Shard {
             catalog: RefCell::new(Arc::new(Catalog::default())),
             partitions: RefCell::new(HashMap::new()),
             senders,
+            inboxes,
+            draining: Cell::new(false),
             pending: RefCell::new(HashMap::new()),
             next_call_id: Cell::new(0),
             appended: Notify::default(),
@@ -169,8 +194,8 @@ impl Shard {
             shard.partitions.borrow().len(),
             started.elapsed().as_millis()
         );
-        for receiver in receivers {
-            glommio::spawn_local(pump(shard.clone(), receiver)).detach();
+        for inbox in &shard.inboxes {
+            glommio::spawn_local(pump(shard.clone(), inbox.clone())).detach();
         }
         glommio::spawn_local(retention_loop(shard.clone())).detach();
         glommio::spawn_local(coordinator::timeout_loop(shard.clone())).detach();
@@ -223,6 +248,7 @@ impl Shard {
         target: ShardId,
         request: ShardRequest,
     ) -> Result<ShardResponse, MeshError> {
+        self.drain_mesh().await;
         if target == self.id {
             return Ok(Box::pin(self.clone().serve(request)).await);
         }
@@ -243,6 +269,115 @@ impl Shard {
             return Err(MeshError::Closed);
         }
         reply_receiver.recv().await.ok_or(MeshError::Closed)
+    }
+
+    /// Takes what other shards have sent this shard, without waiting for its reactor: answers complete
+    /// their calls, produce and list-offsets requests are served here and now, other requests get a
+    /// task of their own as in the pump, and the caller yields once so that those run. Called at every `call`, so that a shard kept busy by connections whose
+    /// sockets are always readable still serves the others: glommio reads a readable socket without
+    /// yielding and notices shared-channel messages only from its reactor, which such a shard would
+    /// rarely run (docs/perf/PROFILE.md, "Two shards and the mesh"). At most
+    /// `MESH_DRAINED_PER_CALL_MAX` messages per peer, so the caller's own request is not starved.
+    async fn drain_mesh(self: &Rc<Self>) {
+        if self.draining.replace(true) {
+            return;
+        }
+        // Cleared however this future ends, dropped half-way included.
+        let _draining = DrainingGuard(&self.draining);
+        let mut spawned = false;
+        for inbox in &self.inboxes {
+            for _ in 0..MESH_DRAINED_PER_CALL_MAX {
+                let Some(envelope) = inbox.try_recv() else {
+                    break;
+                };
+                spawned |=
+                    self.receive(envelope, Serve::InlineWhenQuick).await == Received::Spawned;
+            }
+        }
+        // Let the tasks just spawned run now, not when the caller next waits.
+        if spawned {
+            futures_lite::future::yield_now().await;
+        }
+    }
+
+    /// What arrived over the mesh: an answer completes its call; a request is served, inline or on a
+    /// task of its own (so a slow one never blocks the channel, and the channels cannot deadlock).
+    async fn receive(self: &Rc<Self>, envelope: Envelope, serve: Serve) -> Received {
+        match envelope.body {
+            Body::Request(request) => {
+                // Served without waiting: produce appends and list-offsets lookups. A fetch may wait
+                // for this shard's pool, which the caller's own request may be holding.
+                let quick = matches!(
+                    request,
+                    ShardRequest::Produce(_) | ShardRequest::ListOffsets(_)
+                );
+                if quick && serve == Serve::InlineWhenQuick {
+                    let response = Box::pin(self.clone().serve(request)).await;
+                    self.answer_now(envelope.from, envelope.id, response);
+                    return Received::Done;
+                }
+                let shard = self.clone();
+                glommio::spawn_local(async move {
+                    let response = shard.clone().serve(request).await;
+                    shard.answer(envelope.from, envelope.id, response).await;
+                })
+                .detach();
+                Received::Spawned
+            }
+            Body::Response(response) => {
+                let waiter = self.pending.borrow_mut().remove(&envelope.id);
+                match waiter {
+                    Some(waiter) => {
+                        // The waiter may have given up (its connection closed); then nobody listens.
+                        let _ = waiter.try_send(response);
+                    }
+                    None => warn!(
+                        "{}: answer {} from {} matches no call",
+                        self.id, envelope.id, envelope.from
+                    ),
+                }
+                Received::Done
+            }
+        }
+    }
+
+    /// Queues an answer without waiting; when the peer's channel is full, a task of its own waits for
+    /// room, so the caller (a connection between its own requests) never does.
+    fn answer_now(self: &Rc<Self>, to: ShardId, id: u64, response: ShardResponse) {
+        let sender = self.senders[usize::from(to.0)]
+            .as_ref()
+            .expect("a sender to every peer");
+        let answer = Envelope {
+            id,
+            from: self.id,
+            body: Body::Response(response),
+        };
+        match sender.try_send(answer) {
+            Ok(()) => {}
+            Err(GlommioError::WouldBlock(ResourceType::Channel(answer))) => {
+                let shard = self.clone();
+                glommio::spawn_local(async move { shard.send_answer(to, answer).await }).detach();
+            }
+            Err(_) => debug!("{}: {to} is gone; dropping an answer", self.id),
+        }
+    }
+
+    async fn answer(&self, to: ShardId, id: u64, response: ShardResponse) {
+        let answer = Envelope {
+            id,
+            from: self.id,
+            body: Body::Response(response),
+        };
+        self.send_answer(to, answer).await;
+    }
+
+    async fn send_answer(&self, to: ShardId, answer: Envelope) {
+        let sender = self.senders[usize::from(to.0)]
+            .as_ref()
+            .expect("a sender to every peer");
+        if sender.send(answer).await.is_err() {
+            debug!("{}: {to} is gone; dropping an answer", self.id);
+        }
     }
 
     /// Waits until this shard has been told to stop and has closed its partitions.
@@ -697,46 +832,113 @@ fn copy_fetched(
         .collect()
 }
 
-/// Drains one peer's channel: requests are served on their own task (so a slow one never blocks the
-/// channel, and the channels cannot deadlock), answers complete the matching pending call.
-async fn pump(shard: Rc<Shard>, receiver: ConnectedReceiver<Envelope>) {
-    while let Some(envelope) = receiver.recv().await {
-        match envelope.body {
-            Body::Request(request) => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let response = shard.clone().serve(request).await;
-                    let sender = shard.senders[usize::from(envelope.from.0)]
-                        .as_ref()
-                        .expect("a sender to every peer");
-                    let answer = Envelope {
-                        id: envelope.id,
-                        from: shard.id,
-                        body: Body::Response(response),
-                    };
-                    if sender.send(answer).await.is_err() {
-                        debug!(
-                            "{}: {} is gone; dropping an answer",
-                            shard.id, envelope.from
-                        );
-                    }
-                })
-                .detach();
-            }
-            Body::Response(response) => {
-                let waiter = shard.pending.borrow_mut().remove(&envelope.id);
-                match waiter {
-                    Some(waiter) => {
-                        // The waiter may have given up (its connection closed); then nobody listens.
-                        let _ = waiter.try_send(response);
-                    }
-                    None => warn!(
-                        "{}: answer {} from {} matches no call",
-                        shard.id, envelope.id, envelope.from
-                    ),
-                }
-            }
+/// Messages `drain_mesh` takes from each peer per call.
+const MESH_DRAINED_PER_CALL_MAX: usize = 64;
+
+/// Clears `Shard::draining` when dropped.
+struct DrainingGuard<'a>(&'a Cell<bool>);
+
+impl Drop for DrainingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// What `Shard::receive` did with an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// Answered, or served and answered.
+    Done,
+    /// A request left to a task of its own.
+    Spawned,
+}
+
+/// Where `Shard::receive` serves a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serve {
+    /// Produce and list-offsets requests on the caller's task, the rest on tasks of their own.
+    InlineWhenQuick,
+    /// Every request on a task of its own: the pump must stay free to read its channel.
+    Spawned,
+}
+
+/// One outgoing end of the mesh.
+struct Outbox {
+    sender: ConnectedSender<Envelope>,
+    /// Counted after each envelope queued, for the receiver's `Inbox::try_recv`.
+    sent: SentCount,
+}
+
+impl Outbox {
+    async fn send(&self, envelope: Envelope) -> Result<(), GlommioError<Envelope>> {
+        self.sender.send(envelope).await?;
+        self.sent.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    fn try_send(&self, envelope: Envelope) -> Result<(), GlommioError<Envelope>> {
+        self.sender.try_send(envelope)?;
+        self.sent.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// One incoming end of the mesh. Its pump waits on it; `drain_mesh` takes from it between requests.
+struct Inbox {
+    receiver: ConnectedReceiver<Envelope>,
+    /// The waker of the pump's latest poll; `None` until the pump first runs.
+    pump_waker: RefCell<Option<Waker>>,
+    /// The sender's count of envelopes queued, and this end's count of envelopes taken.
+    sent: SentCount,
+    received: Cell<u64>,
+}
+
+impl Inbox {
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
+        let receive = std::pin::pin!(self.receiver.recv());
+        let polled = receive.poll(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            self.received.set(self.received.get() + 1);
         }
+        polled
+    }
+
+    /// An envelope if one is queued. Polls the channel only when the sender's count says one is
+    /// there, so the poll is ready and registers no waker (glommio keeps every waker an empty poll
+    /// registers until its reactor runs). Polls with the pump's waker all the same, in case.
+    fn try_recv(&self) -> Option<Envelope> {
+        // The pump may take an envelope before its sender has counted it: `received` can run ahead.
+        if self.sent.load(Ordering::Acquire) <= self.received.get() {
+            return None;
+        }
+        let waker = self.pump_waker.borrow().clone()?;
+        match self.poll_recv(&mut Context::from_waker(&waker)) {
+            Poll::Ready(envelope) => envelope,
+            Poll::Pending => None,
+        }
+    }
+}
+
+/// Reads one peer's channel whenever the reactor reports a message (an idle shard sleeps in the
+/// reactor; a busy one also drains at each call, `Shard::drain_mesh`).
+async fn pump(shard: Rc<Shard>, inbox: Rc<Inbox>) {
+    loop {
+        let next = std::future::poll_fn(|cx| {
+            let mut pump_waker = inbox.pump_waker.borrow_mut();
+            if !pump_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                *pump_waker = Some(cx.waker().clone());
+            }
+            drop(pump_waker);
+            inbox.poll_recv(cx)
+        })
+        .await;
+        let Some(envelope) = next else {
+            break;
+        };
+        shard.receive(envelope, Serve::Spawned).await;
     }
 }
 
@@ -1193,5 +1395,77 @@ mod tests {
             notify.notify_all();
             waiter.await;
         });
+    }
+
+    /// A shard busy with calls that never wait (a connection whose socket stays readable and whose
+    /// partitions are its own) still answers another shard, inline or on a task of its own: it takes
+    /// mesh messages at each call instead of only when its reactor runs, which such a shard never does. Without `drain_mesh` the
+    /// answer only comes once the busy loop gives up, after `BUSY_FOR_MAX`.
+    #[test]
+    fn a_busy_shard_answers_other_shards_between_its_own_calls() {
+        use std::sync::atomic::AtomicBool;
+        const BUSY_FOR_MAX: Duration = Duration::from_secs(20);
+        let dir = tempfile::tempdir().unwrap();
+        let config = Arc::new(ShardConfig {
+            data_dir: dir.path().to_path_buf(),
+            defaults: defaults(),
+            shard_count: 2,
+            pool_bytes: 4 * pool::CLASS_BYTES_MAX,
+            page_cache_bytes: u64::MAX,
+            groups: Default::default(),
+        });
+        let busy = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicBool::new(false));
+        let busy_loop_ended = Arc::new(AtomicBool::new(false));
+        let mut executors = Vec::new();
+        for (index, ends) in wire(2).into_iter().enumerate() {
+            let config = config.clone();
+            let (busy, answered, busy_loop_ended) =
+                (busy.clone(), answered.clone(), busy_loop_ended.clone());
+            let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                .spawn(move || async move {
+                    let id = ShardId(index as u16);
+                    let shard = Shard::start(id, ends, config, Arc::new(Catalog::default())).await;
+                    if id == ShardId(1) {
+                        let started = Instant::now();
+                        busy.store(true, Ordering::Release);
+                        while !answered.load(Ordering::Acquire) && started.elapsed() < BUSY_FOR_MAX
+                        {
+                            let answer =
+                                shard.call(id, ShardRequest::ListOffsets(Vec::new())).await;
+                            assert!(answer.is_ok());
+                        }
+                        busy_loop_ended.store(true, Ordering::Release);
+                        shard.wait_stopped().await;
+                        return true;
+                    }
+                    while !busy.load(Ordering::Acquire) {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                    let answer = shard
+                        .call(ShardId(1), ShardRequest::ListOffsets(Vec::new()))
+                        .await;
+                    assert!(matches!(answer, Ok(ShardResponse::ListOffsets(_))));
+                    // Served on a task of its own, which the busy caller lets run.
+                    let answer = shard.call(ShardId(1), ShardRequest::PartitionSizes).await;
+                    assert!(matches!(answer, Ok(ShardResponse::PartitionSizes(_))));
+                    let while_busy = !busy_loop_ended.load(Ordering::Acquire);
+                    answered.store(true, Ordering::Release);
+                    for target in [ShardId(1), ShardId(0)] {
+                        let _ = shard.call(target, ShardRequest::Shutdown).await;
+                    }
+                    while_busy
+                })
+                .unwrap();
+            executors.push(executor);
+        }
+        let results: Vec<bool> = executors
+            .into_iter()
+            .map(|executor| executor.join().unwrap())
+            .collect();
+        assert!(
+            results[0],
+            "shard 1 answered only after its busy loop ended"
+        );
     }
 }

@@ -144,6 +144,10 @@ async fn connection(mut stream: TcpStream, context: &BrokerContext, host: &str) 
         if context.shard.is_stopped() {
             return Ok(());
         }
+        // Take turns with the shard's other tasks: glommio reads a readable socket without waiting, so
+        // a connection whose client keeps it fed would otherwise never give the core up, and a request
+        // of another connection whose answer has arrived (`Shard::drain_mesh`) would wait behind it.
+        futures_lite::future::yield_now().await;
     }
 }
 
