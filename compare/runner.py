@@ -274,6 +274,25 @@ def create_topic(bootstrap, topic, partitions):
     return None
 
 
+def delete_topic(bootstrap, topic):
+    """DeleteTopics v1 (both brokers serve it), so that a workload's data does not fill the disk once no
+    later workload reads it. Returns an error text or None."""
+    host, port = bootstrap.rsplit(":", 1)
+    body = struct.pack(">i", 1) + kafka_string(topic) + struct.pack(">i", 60000)
+    try:
+        with socket.create_connection((host, int(port)), timeout=65) as sock:
+            sock.settimeout(65)
+            response = kafka_request(sock, 20, 1, 4, body)
+    except OSError as error:
+        return f"DeleteTopics failed: {error}"
+    # throttle_time_ms, responses count, then name (int16 length + bytes) and error_code.
+    name_length = struct.unpack(">h", response[8:10])[0]
+    error_code = struct.unpack(">h", response[10 + name_length:12 + name_length])[0]
+    if error_code != 0:
+        return f"DeleteTopics answered error {error_code}"
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Brokers
 
@@ -392,6 +411,14 @@ def warm_up(args, broker, clients):
     for record_bytes in (100, 1000):
         clients.produce(broker, f"warmup-{record_bytes}b", record_bytes, 1,
                         duration=max(1, args.warmup // 2))
+        drop_topic(args, broker, f"warmup-{record_bytes}b")
+
+
+def drop_topic(args, broker, topic):
+    """Deletes a topic no later workload reads: a fast broker writes tens of GB in one run."""
+    problem = delete_topic(args.bootstrap, topic)
+    if problem:
+        log(f"{broker.kind} delete {topic}: {problem}")
 
 
 def stop_broker(broker):
@@ -673,28 +700,36 @@ def main_runs(args, kind, run_dir, clients):
             for acks in ("1", "all"):
                 name = f"lg-{record_bytes}b-acks{acks}"
                 produce[name] = clients.produce(broker, name, record_bytes, -1 if acks == "all" else 1)
+                if acks == "all":
+                    drop_topic(args, broker, name)
         results["loadgen_produce"] = produce
-        results["loadgen_consume"] = {
-            f"{record_bytes}b": clients.consume(broker, f"lg-{record_bytes}b-acks1")
-            for record_bytes in (100, 1000)
-        }
+        results["loadgen_consume"] = {}
+        for record_bytes in (100, 1000):
+            topic = f"lg-{record_bytes}b-acks1"
+            results["loadgen_consume"][f"{record_bytes}b"] = clients.consume(broker, topic)
+            if record_bytes == 100 or args.skip_java:
+                drop_topic(args, broker, topic)
         results["latency"] = {
             "produce": clients.produce(broker, "lat-produce", 100, 1, rate=args.latency_rate,
                                        linger_ms=args.latency_linger_ms),
             "e2e": clients.e2e(broker, "lat-e2e", args.latency_rate),
         }
+        drop_topic(args, broker, "lat-produce")
+        drop_topic(args, broker, "lat-e2e")
         if not args.skip_java:
             java = {}
             for record_bytes in (100, 1000):
                 for acks in ("1", "all"):
                     name = f"pp-{record_bytes}b-acks{acks}"
                     java[name] = clients.producer_performance(broker, name, record_bytes, acks)
+                    drop_topic(args, broker, name)
             results["producer_performance"] = java
             results["latency"]["producer_performance"] = clients.producer_performance(
                 broker, "pp-latency", 100, "1", throughput=args.latency_rate)
             consumed = produce["lg-1000b-acks1"].get("msgs", 0)
             results["consumer_performance"] = clients.consumer_performance(broker, "lg-1000b-acks1",
                                                                            consumed)
+            drop_topic(args, broker, "lg-1000b-acks1")
     finally:
         results["memory_peak_bytes"] = stop_broker(broker)
     return results
