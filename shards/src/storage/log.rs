@@ -506,7 +506,7 @@ impl PartitionLog {
         // the next segment is done with the last windows of this one.
         if start == 0 {
             if let Some(previous) = index.checked_sub(1).and_then(|at| self.segments.get(at)) {
-                previous.data.unmap_tail();
+                previous.data.unmap_all();
             }
         }
         Ok(bytes)
