@@ -801,6 +801,7 @@ fn copy_fetched(
         answers.push(slice.map(|(partition, bytes)| {
             let start = buffer.len();
             buffer.extend_from_slice(bytes);
+            partition.log().done_reading(bytes);
             let aborted = part.read_committed.then(|| {
                 // Transactions overlapping what this fetch returns (or could have returned).
                 let end = partition.last_stable_offset();

@@ -26,6 +26,10 @@ use super::batch::{
 use super::index::{OffsetEntry, SegmentIndex, INDEX_INTERVAL_BYTES_DEFAULT};
 use super::segment::Segment;
 use super::syncer::{CachedSegment, SealJob, Syncer, Ticket};
+
+/// The smallest read `PartitionLog::done_reading` unmaps right after its copy: a quarter of a
+/// consumer's default 1 MiB partition fetch.
+pub const UNMAPPED_AFTER_COPY_BYTES_MIN: usize = 256 << 10;
 use super::{io_error, recovery, sync_directory, StorageError};
 
 /// Largest segment: batch positions are stored as u32 in the offset index, and Kafka caps
@@ -488,6 +492,23 @@ impl PartitionLog {
             .collect()
     }
 
+    /// Unmaps the pages of a slice `read` returned, once the caller has copied it: a consumer catching
+    /// up then holds none of its last read in the process's page tables. Reads smaller than
+    /// `UNMAPPED_AFTER_COPY_BYTES_MIN` are left to the windows of `Segment::read`: each `madvise`
+    /// that drops mappings flushes the TLB of every core running a shard, which a tail consumer's
+    /// small fetches would do thousands of times a second.
+    pub fn done_reading(&self, bytes: &[u8]) {
+        if bytes.len() < UNMAPPED_AFTER_COPY_BYTES_MIN {
+            return;
+        }
+        // Reads come from the newest segments most of the time.
+        for segment in self.segments.iter().rev() {
+            if segment.data.unmap_read(bytes) {
+                return;
+            }
+        }
+    }
+
     /// Whole batches starting with the one that holds `fetch_offset`, all from one segment. The first
     /// batch is returned even when it is larger than `max_bytes`, so a consumer always makes progress.
     pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<&[u8], StorageError> {
@@ -895,6 +916,33 @@ mod tests {
                 "the active segment stays: {cached:?}"
             );
         }
+    }
+
+    #[test]
+    fn done_reading_unmaps_a_large_read_and_leaves_small_ones_to_the_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(64 * RESIDENT_WINDOW_BYTES as u64);
+        let mut log = PartitionLog::open(dir.path(), config, 0, syncer()).unwrap();
+        let batch = simple_batch(4, 900, 0);
+        while log.size_bytes() < 4 * UNMAPPED_AFTER_COPY_BYTES_MIN as u64 {
+            log.append(&batch, 0).unwrap();
+        }
+        let small = log.read(0, 4096).unwrap();
+        assert!(small.len() < UNMAPPED_AFTER_COPY_BYTES_MIN);
+        let copied = small.to_vec();
+        log.done_reading(small);
+        assert!(mapped_pages(small) > 0);
+        let large = log.read(0, 2 * UNMAPPED_AFTER_COPY_BYTES_MIN).unwrap();
+        assert!(large.len() >= UNMAPPED_AFTER_COPY_BYTES_MIN);
+        let copied_large = large.to_vec();
+        assert!(mapped_pages(large) > 0);
+        log.done_reading(large);
+        assert_eq!(mapped_pages(large), 0);
+        // Unmapped is not gone: the bytes fault back from the page cache.
+        assert_eq!(log.read(0, 4096).unwrap(), &copied[..]);
+        assert_eq!(large, &copied_large[..]);
+        // A slice that is not the log's is ignored.
+        log.done_reading(&copied_large);
     }
 
     #[test]

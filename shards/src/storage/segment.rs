@@ -263,6 +263,20 @@ impl Segment {
         &self.map[position..end]
     }
 
+    /// Unmaps the pages under `bytes` if it is a slice of this segment's mapping (a read the caller
+    /// has copied and no longer needs mapped); returns whether it was.
+    pub fn unmap_read(&self, bytes: &[u8]) -> bool {
+        let start = self.map.as_ptr() as usize;
+        let Some(position) = (bytes.as_ptr() as usize).checked_sub(start) else {
+            return false;
+        };
+        if bytes.is_empty() || position + bytes.len() > self.written_bytes {
+            return false;
+        }
+        self.unmap_pages(position, bytes.len());
+        true
+    }
+
     /// Unmaps every page of the segment from the process (see the module comment); the next read maps
     /// what it touches again, from the page cache.
     pub fn unmap_all(&self) {
