@@ -255,42 +255,35 @@ def kafka_string(text):
     return struct.pack(">h", len(data)) + data
 
 
-def create_topic(bootstrap, topic, partitions):
-    """CreateTopics v4 (both brokers serve it); an existing topic is fine. Returns an error text or None."""
+def topic_request(bootstrap, api_key, version, body, accepted_codes, what):
+    """One CreateTopics or DeleteTopics request for one topic; both answers start with
+    throttle_time_ms, a count, the topic name and its error code. Returns an error text or None."""
     host, port = bootstrap.rsplit(":", 1)
-    body = (struct.pack(">i", 1) + kafka_string(topic) + struct.pack(">ihii", partitions, 1, 0, 0)
-            + struct.pack(">i?", 30000, False))
     try:
-        with socket.create_connection((host, int(port)), timeout=35) as sock:
-            sock.settimeout(35)
-            response = kafka_request(sock, 19, 4, 3, body)
+        with socket.create_connection((host, int(port)), timeout=65) as sock:
+            sock.settimeout(65)
+            response = kafka_request(sock, api_key, version, 3, body)
     except OSError as error:
-        return f"CreateTopics failed: {error}"
-    # throttle_time_ms, topics count, then name (int16 length + bytes) and error_code.
+        return f"{what} failed: {error}"
     name_length = struct.unpack(">h", response[8:10])[0]
     error_code = struct.unpack(">h", response[10 + name_length:12 + name_length])[0]
-    if error_code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS.
-        return f"CreateTopics answered error {error_code}"
+    if error_code not in accepted_codes:
+        return f"{what} answered error {error_code}"
     return None
+
+
+def create_topic(bootstrap, topic, partitions):
+    """CreateTopics v4 (both brokers serve it); an existing topic (36) is fine."""
+    body = (struct.pack(">i", 1) + kafka_string(topic) + struct.pack(">ihii", partitions, 1, 0, 0)
+            + struct.pack(">i?", 30000, False))
+    return topic_request(bootstrap, 19, 4, body, (0, 36), "CreateTopics")
 
 
 def delete_topic(bootstrap, topic):
     """DeleteTopics v1 (both brokers serve it), so that a workload's data does not fill the disk once no
-    later workload reads it. Returns an error text or None."""
-    host, port = bootstrap.rsplit(":", 1)
+    later workload reads it."""
     body = struct.pack(">i", 1) + kafka_string(topic) + struct.pack(">i", 60000)
-    try:
-        with socket.create_connection((host, int(port)), timeout=65) as sock:
-            sock.settimeout(65)
-            response = kafka_request(sock, 20, 1, 4, body)
-    except OSError as error:
-        return f"DeleteTopics failed: {error}"
-    # throttle_time_ms, responses count, then name (int16 length + bytes) and error_code.
-    name_length = struct.unpack(">h", response[8:10])[0]
-    error_code = struct.unpack(">h", response[10 + name_length:12 + name_length])[0]
-    if error_code != 0:
-        return f"DeleteTopics answered error {error_code}"
-    return None
+    return topic_request(bootstrap, 20, 1, body, (0,), "DeleteTopics")
 
 
 # --------------------------------------------------------------------------------------------------

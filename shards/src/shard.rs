@@ -256,15 +256,12 @@ impl Shard {
         self.next_call_id.set(id.wrapping_add(1));
         let (reply_sender, reply_receiver) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, reply_sender);
-        let sender = self.senders[usize::from(target.0)]
-            .as_ref()
-            .expect("a sender to every other shard");
         let envelope = Envelope {
             id,
             from: self.id,
             body: Body::Request(request),
         };
-        if sender.send(envelope).await.is_err() {
+        if self.outbox(target).send(envelope).await.is_err() {
             self.pending.borrow_mut().remove(&id);
             return Err(MeshError::Closed);
         }
@@ -344,15 +341,8 @@ impl Shard {
     /// Queues an answer without waiting; when the peer's channel is full, a task of its own waits for
     /// room, so the caller (a connection between its own requests) never does.
     fn answer_now(self: &Rc<Self>, to: ShardId, id: u64, response: ShardResponse) {
-        let sender = self.senders[usize::from(to.0)]
-            .as_ref()
-            .expect("a sender to every peer");
-        let answer = Envelope {
-            id,
-            from: self.id,
-            body: Body::Response(response),
-        };
-        match sender.try_send(answer) {
+        let answer = self.answer_envelope(id, response);
+        match self.outbox(to).try_send(answer) {
             Ok(()) => {}
             Err(GlommioError::WouldBlock(ResourceType::Channel(answer))) => {
                 let shard = self.clone();
@@ -363,19 +353,26 @@ impl Shard {
     }
 
     async fn answer(&self, to: ShardId, id: u64, response: ShardResponse) {
-        let answer = Envelope {
+        self.send_answer(to, self.answer_envelope(id, response))
+            .await;
+    }
+
+    fn answer_envelope(&self, id: u64, response: ShardResponse) -> Envelope {
+        Envelope {
             id,
             from: self.id,
             body: Body::Response(response),
-        };
-        self.send_answer(to, answer).await;
+        }
+    }
+
+    fn outbox(&self, to: ShardId) -> &Outbox {
+        self.senders[usize::from(to.0)]
+            .as_ref()
+            .expect("a sender to every other shard")
     }
 
     async fn send_answer(&self, to: ShardId, answer: Envelope) {
-        let sender = self.senders[usize::from(to.0)]
-            .as_ref()
-            .expect("a sender to every peer");
-        if sender.send(answer).await.is_err() {
+        if self.outbox(to).send(answer).await.is_err() {
             debug!("{}: {to} is gone; dropping an answer", self.id);
         }
     }
