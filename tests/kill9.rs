@@ -84,23 +84,41 @@ fn hammer_then_kill(
     run_for: Duration,
     seed: u64,
 ) -> Vec<Acked> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = [vec![0, 1], vec![2, 3]]
-        .into_iter()
-        .enumerate()
-        .map(|(i, partitions)| {
-            let (port, topic, stop) = (broker.port, topic.clone(), stop.clone());
-            thread::spawn(move || hammer(port, topic, partitions, seed * 10 + i as u64, stop))
-        })
-        .collect();
+    let hammers = Hammers::start(broker.port, topic, seed);
     thread::sleep(run_for);
     broker.kill9();
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for worker in workers {
-        acked.extend(worker.join().expect("producer thread panicked"));
+    hammers.stop()
+}
+
+/// Two producer threads, one on partitions 0 and 1, one on 2 and 3, until `stop`.
+struct Hammers {
+    stop: Arc<AtomicBool>,
+    workers: Vec<thread::JoinHandle<Vec<Acked>>>,
+}
+
+impl Hammers {
+    fn start(port: u16, topic: &TopicInfo, seed: u64) -> Hammers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = [vec![0, 1], vec![2, 3]]
+            .into_iter()
+            .enumerate()
+            .map(|(i, partitions)| {
+                let (topic, stop) = (topic.clone(), stop.clone());
+                thread::spawn(move || hammer(port, topic, partitions, seed * 10 + i as u64, stop))
+            })
+            .collect();
+        Hammers { stop, workers }
     }
-    acked
+
+    /// Stops the threads and returns every batch they had acknowledged.
+    fn stop(self) -> Vec<Acked> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for worker in self.workers {
+            acked.extend(worker.join().expect("producer thread panicked"));
+        }
+        acked
+    }
 }
 
 /// Reads every partition back and checks the acked batches, CRCs and contiguity. Returns the ends.
@@ -302,15 +320,7 @@ fn hammer_until_roll_then_kill(
     topic_name: &str,
     seed: u64,
 ) -> (Vec<Acked>, usize) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = [vec![0, 1], vec![2, 3]]
-        .into_iter()
-        .enumerate()
-        .map(|(i, partitions)| {
-            let (port, topic, stop) = (broker.port, topic.clone(), stop.clone());
-            thread::spawn(move || hammer(port, topic, partitions, seed * 10 + i as u64, stop))
-        })
-        .collect();
+    let hammers = Hammers::start(broker.port, topic, seed);
     let started = Instant::now();
     let pending_before = sealed_without_index(&broker.data_dir, topic_name);
     while started.elapsed() < Duration::from_secs(10)
@@ -320,12 +330,7 @@ fn hammer_until_roll_then_kill(
     }
     broker.kill9();
     let pending = sealed_without_index(&broker.data_dir, topic_name);
-    stop.store(true, Ordering::Relaxed);
-    let mut acked = Vec::new();
-    for worker in workers {
-        acked.extend(worker.join().expect("producer thread panicked"));
-    }
-    (acked, pending)
+    (hammers.stop(), pending)
 }
 
 /// SIGKILL right after a segment roll, while the sealed segment's background sync is still queued
