@@ -270,11 +270,12 @@ impl Shard {
 
     /// Takes what other shards have sent this shard, without waiting for its reactor: answers complete
     /// their calls, produce and list-offsets requests are served here and now, other requests get a
-    /// task of their own as in the pump, and the caller yields once so that those run. Called at every `call`, so that a shard kept busy by connections whose
-    /// sockets are always readable still serves the others: glommio reads a readable socket without
-    /// yielding and notices shared-channel messages only from its reactor, which such a shard would
-    /// rarely run (docs/perf/PROFILE.md, "Two shards and the mesh"). At most
-    /// `MESH_DRAINED_PER_CALL_MAX` messages per peer, so the caller's own request is not starved.
+    /// task of their own as in the pump, and the caller yields once so that those run. Called at every
+    /// `call`, so that a shard kept busy by connections whose sockets are always readable still serves
+    /// the others: glommio reads a readable socket without yielding and notices shared-channel messages
+    /// only from its reactor, which such a shard would rarely run (docs/perf/PROFILE.md, "Two shards
+    /// and the mesh"). At most `MESH_DRAINED_PER_CALL_MAX` messages per peer, so the caller's own
+    /// request is not starved.
     async fn drain_mesh(self: &Rc<Self>) {
         if self.draining.replace(true) {
             return;
