@@ -134,6 +134,14 @@ pub struct Config {
     #[arg(long)]
     pub page_cache_mib: Option<u64>,
 
+    /// Move a client connection to the shard that owns every partition its produce and fetch requests
+    /// name (after `CONNECTION_MOVE_STREAK` such requests in a row), so that those requests stop
+    /// crossing cores; the client sees the same TCP connection. `false` keeps each connection on the
+    /// shard the kernel gave it, every request to another shard's partitions going over the mesh.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true")]
+    pub move_connections: bool,
+
     /// Most concurrent client connections per shard; further connections wait to be accepted.
     #[arg(long, default_value_t = limits::CONNECTIONS_PER_SHARD_DEFAULT)]
     pub max_connections_per_shard: usize,

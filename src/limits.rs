@@ -22,6 +22,11 @@ pub const PAGE_CACHE_SHARE_OF_MEMORY_DIVISOR: u64 = 8;
 /// Default concurrent connections per shard; each costs a task, a small write buffer and one request
 /// buffer while a request is in flight.
 pub const CONNECTIONS_PER_SHARD_DEFAULT: usize = 10_000;
+/// Produce or fetch requests in a row that must all go to one other shard before their connection moves
+/// there (`net/affinity.rs`): enough that a client touching several shards in turn does not bounce
+/// between them, few enough that a producer moves within its first milliseconds. A move costs one mesh
+/// message and a `dup`.
+pub const CONNECTION_MOVE_STREAK: u32 = 16;
 /// Shards we can run: a shard id is a u16 and the mesh costs shards² channels.
 pub const SHARDS_MAX: usize = 1024;
 /// Highest CPU number we accept in --cores/--core-mask (Linux's default NR_CPUS ceiling).

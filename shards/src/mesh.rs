@@ -6,6 +6,7 @@
 //! reading this file. Payloads are owned values (`Bytes`, `Arc` snapshots), never references.
 //! Never: behaviour. What a shard does with a request lives in `shard.rs`.
 
+use std::os::fd::OwnedFd;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -51,6 +52,10 @@ pub enum ShardRequest {
     WriteTxnMarkers(Vec<TxnMarker>),
     /// The active producers of the owned partitions (DescribeProducers).
     DescribeProducers(Vec<TopicPartition>),
+    /// A client connection whose requests all go to this shard's partitions: serve it here from now
+    /// on (the sender has answered every request it read and read nothing more; see
+    /// `src/net/affinity.rs`).
+    AdoptConnection(OwnedFd),
 }
 
 /// The answer to a [`ShardRequest`], in the same order as the request's parts.
@@ -69,6 +74,7 @@ pub enum ShardResponse {
     Transaction(TxnResponse),
     TxnMarkersWritten(Vec<Result<i64, PartitionError>>),
     Producers(Vec<Result<Vec<ProducerInfo>, PartitionError>>),
+    ConnectionAdopted,
 }
 
 #[derive(Debug)]

@@ -11,6 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::sync::Semaphore;
 use glommio::{GlommioError, ResourceType};
@@ -95,6 +96,10 @@ pub struct Shard {
     groups: crate::group::Coordinator,
     /// The helper thread that makes this shard's sealed segments durable off the reactor.
     syncer: Rc<Syncer>,
+    /// Client connections other shards handed over (`ShardRequest::AdoptConnection`), until the
+    /// network layer takes the receiving end (`take_adopted_connections`) and serves them.
+    adopted: LocalSender<OwnedFd>,
+    adopted_receiver: RefCell<Option<LocalReceiver<OwnedFd>>>,
 }
 
 /// Shard 0's catalog writer. The semaphore serializes catalog changes, which are rare and may await.
@@ -168,6 +173,7 @@ impl Shard {
         );
         let syncer = Syncer::start(&format!("fluxmq-sync-{}", id.0), config.page_cache_bytes)
             .unwrap_or_else(|error| panic!("{id}: cannot start the syncer: {error}"));
+        let (adopted, adopted_receiver) = local_channel::new_unbounded();
         let shard = Rc::new(Shard {
             id,
             config,
@@ -185,6 +191,8 @@ impl Shard {
             txn,
             groups,
             syncer: Rc::new(syncer),
+            adopted,
+            adopted_receiver: RefCell::new(Some(adopted_receiver)),
         });
         let started = Instant::now();
         shard.remove_orphans(&catalog);
@@ -230,6 +238,12 @@ impl Shard {
     /// The current catalog snapshot. Cheap: an `Arc` clone.
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.borrow().clone()
+    }
+
+    /// The connections other shards hand to this one, for the network layer to serve; `None` after the
+    /// first call.
+    pub fn take_adopted_connections(&self) -> Option<LocalReceiver<OwnedFd>> {
+        self.adopted_receiver.borrow_mut().take()
     }
 
     /// The shard that owns a partition.
@@ -303,11 +317,14 @@ impl Shard {
     async fn receive(self: &Rc<Self>, envelope: Envelope, serve: Serve) -> Received {
         match envelope.body {
             Body::Request(request) => {
-                // Served without waiting: produce appends and list-offsets lookups. A fetch may wait
-                // for this shard's pool, which the caller's own request may be holding.
+                // Served without waiting: produce appends, list-offsets lookups and adopted
+                // connections. A fetch may wait for this shard's pool, which the caller's own request
+                // may be holding.
                 let quick = matches!(
                     request,
-                    ShardRequest::Produce(_) | ShardRequest::ListOffsets(_)
+                    ShardRequest::Produce(_)
+                        | ShardRequest::ListOffsets(_)
+                        | ShardRequest::AdoptConnection(_)
                 );
                 if quick && serve == Serve::InlineWhenQuick {
                     let response = Box::pin(self.clone().serve(request)).await;
@@ -428,6 +445,14 @@ impl Shard {
             }
             ShardRequest::DescribeProducers(partitions) => {
                 ShardResponse::Producers(self.describe_producers(partitions))
+            }
+            ShardRequest::AdoptConnection(fd) => {
+                // Refused only once the network layer has stopped listening; dropping the descriptor
+                // then closes the connection, as stopping does to every other one.
+                if self.adopted.try_send(fd).is_err() {
+                    debug!("{}: stopping; closing a handed-over connection", self.id);
+                }
+                ShardResponse::ConnectionAdopted
             }
         }
     }

@@ -28,6 +28,7 @@ use shards::{ShardId, TopicPartition};
 use super::{BrokerContext, HandlerError, Outcome, Splices};
 use crate::errors;
 use crate::limits::{FETCH_RESPONSE_BYTES_MAX, FETCH_WAIT_MS_MAX};
+use crate::net::affinity::Affinity;
 use crate::protocol::reader::Reader;
 use crate::protocol::requests::fetch::FetchRequest;
 
@@ -53,6 +54,7 @@ type Read = Result<FetchedData, PartitionError>;
 
 pub async fn handle(
     context: &BrokerContext,
+    affinity: &Affinity,
     reader: &mut Reader,
     version: i16,
     out: &mut BytesMut,
@@ -65,6 +67,11 @@ pub async fn handle(
         return Ok(Outcome::Respond);
     }
     let wanted = resolve(context, &request, version);
+    affinity.note(
+        wanted
+            .iter()
+            .filter_map(|item| Some(item.target.as_ref().ok()?.1)),
+    );
     // Isolation level 1 is READ_COMMITTED: records stop at the last stable offset.
     let read_committed = request.isolation_level == 1;
     let max_wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);

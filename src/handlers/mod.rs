@@ -49,6 +49,7 @@ use log::{debug, error};
 use shards::shard::Shard;
 
 use crate::config::Config;
+use crate::net::affinity::Affinity;
 use crate::protocol::api_key::ApiKey;
 use crate::protocol::header::{
     decode_request_header, encode_response_header, peek_api, RequestHeader,
@@ -73,6 +74,8 @@ pub struct BrokerContext {
     pub port: i32,
     /// `--enable-consumer-groups`: whether the group APIs are advertised and served.
     pub groups_enabled: bool,
+    /// `--move-connections`: whether connections move to the shard owning their partitions.
+    pub move_connections: bool,
 }
 
 impl BrokerContext {
@@ -83,6 +86,7 @@ impl BrokerContext {
             advertised_host: config.advertised_host(),
             port: i32::from(config.advertised_port.unwrap_or(config.port)),
             groups_enabled: config.enable_consumer_groups,
+            move_connections: config.move_connections,
         }
     }
 
@@ -92,9 +96,11 @@ impl BrokerContext {
     }
 }
 
-/// Who sent a request: what group descriptions show as a member's client host (Kafka's `/address`).
+/// Who sent a request: what group descriptions show as a member's client host (Kafka's `/address`),
+/// and where its connection's produce and fetch requests went (for moving it, `net/affinity.rs`).
 pub struct Peer<'a> {
     pub address: &'a str,
+    pub affinity: &'a Affinity,
 }
 
 impl Peer<'_> {
@@ -282,8 +288,8 @@ async fn dispatch(
     match key {
         ApiKey::ApiVersions => api_versions::handle(context, reader, version, out),
         ApiKey::Metadata => metadata::handle(context, reader, version, out).await,
-        ApiKey::Produce => produce::handle(context, reader, version, out).await,
-        ApiKey::Fetch => fetch::handle(context, reader, version, out, splices).await,
+        ApiKey::Produce => produce::handle(context, peer.affinity, reader, version, out).await,
+        ApiKey::Fetch => fetch::handle(context, peer.affinity, reader, version, out, splices).await,
         ApiKey::ListOffsets => list_offsets::handle(context, reader, version, out).await,
         ApiKey::CreateTopics => create_topics::handle(context, reader, version, out).await,
         ApiKey::DeleteTopics => delete_topics::handle(context, reader, version, out).await,

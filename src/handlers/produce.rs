@@ -23,6 +23,7 @@ use super::{
     Outcome,
 };
 use crate::errors;
+use crate::net::affinity::Affinity;
 use crate::protocol::reader::Reader;
 use crate::protocol::requests::produce::ProduceRequest;
 
@@ -34,6 +35,7 @@ enum Slot {
 
 pub async fn handle(
     context: &BrokerContext,
+    affinity: &Affinity,
     reader: &mut Reader,
     version: i16,
     out: &mut BytesMut,
@@ -119,6 +121,7 @@ pub async fn handle(
             .collect();
         slots.push(topic_slots);
     }
+    affinity.note(by_shard.keys().copied());
     let results = fan_out(context, by_shard).await;
     if acks == 0 {
         return Ok(Outcome::NoResponse);

@@ -11,20 +11,26 @@
 //! answering them strictly in order is what the protocol requires.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod affinity;
+
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use bytes::{BufMut, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::{TcpListener, TcpStream};
-use glommio::sync::Semaphore;
+use glommio::sync::{Semaphore, StaticPermit};
 use log::{debug, info, warn};
+use shards::mesh::ShardRequest;
 use shards::pool::PoolBuf;
+use shards::ShardId;
 
 use crate::config::Config;
 use crate::handlers::{self, BrokerContext, Outcome, Splices};
 use crate::limits::{FRAME_BYTES_MAX, FRAME_BYTES_MIN};
+use affinity::Affinity;
 
 /// A connection's response buffer keeps its capacity between requests; beyond this it is shrunk back
 /// so one large fetch does not pin memory for the life of an idle connection.
@@ -40,9 +46,12 @@ pub fn bind(config: &Config) -> io::Result<TcpListener> {
         .map_err(|error| io::Error::other(error.to_string()))
 }
 
-/// Accepts connections until the shard stops.
+/// Accepts connections until the shard stops, and serves those other shards hand over.
 pub async fn serve(listener: TcpListener, context: Rc<BrokerContext>, connections_max: usize) {
     let permits = Rc::new(Semaphore::new(connections_max as u64));
+    if let Some(adopted) = context.shard.take_adopted_connections() {
+        glommio::spawn_local(adopt(adopted, permits.clone(), context.clone())).detach();
+    }
     loop {
         let accepted = futures_lite::future::or(
             async {
@@ -58,40 +67,86 @@ pub async fn serve(listener: TcpListener, context: Rc<BrokerContext>, connection
         let Some((stream, permit)) = accepted else {
             break;
         };
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(error) => {
-                warn!("{}: accept failed: {error}", context.shard.id);
-                continue;
-            }
-        };
-        let context = context.clone();
-        glommio::spawn_local(async move {
-            let peer = stream
-                .peer_addr()
-                .map(|address| address.to_string())
-                .unwrap_or_default();
-            // What group descriptions show as a member's host: the address without the port.
-            let host = stream
-                .peer_addr()
-                .map(|address| address.ip().to_string())
-                .unwrap_or_default();
-            debug!("{}: connection from {peer}", context.shard.id);
-            match connection(stream, &context, &host).await {
-                Ok(()) => debug!("{}: {peer} closed", context.shard.id),
-                Err(error) => info!(
-                    "{}: closing connection from {peer}: {error}",
-                    context.shard.id
-                ),
-            }
-            drop(permit);
-        })
-        .detach();
+        match stream {
+            Ok(stream) => spawn_connection(stream, permit, context.clone()),
+            Err(error) => warn!("{}: accept failed: {error}", context.shard.id),
+        }
     }
 }
 
-async fn connection(mut stream: TcpStream, context: &BrokerContext, host: &str) -> io::Result<()> {
-    let peer = handlers::Peer { address: host };
+/// Serves the connections other shards hand to this one (`ShardRequest::AdoptConnection`), each under a
+/// permit of this shard's connection bound, until the shard stops.
+async fn adopt(
+    adopted: LocalReceiver<OwnedFd>,
+    permits: Rc<Semaphore>,
+    context: Rc<BrokerContext>,
+) {
+    loop {
+        let next = futures_lite::future::or(
+            async {
+                let fd = adopted.recv().await?;
+                let permit = permits.acquire_static_permit(1).await.ok()?;
+                Some((fd, permit))
+            },
+            async {
+                context.shard.wait_stopped().await;
+                None
+            },
+        )
+        .await;
+        let Some((fd, permit)) = next else {
+            break;
+        };
+        // SAFETY: the descriptor is an open TCP socket (another shard's accepted connection, duplicated
+        // in `hand_over`), and `into_raw_fd` passes its only owner to the stream.
+        let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
+        spawn_connection(stream, permit, context.clone());
+    }
+}
+
+fn spawn_connection(stream: TcpStream, permit: StaticPermit, context: Rc<BrokerContext>) {
+    glommio::spawn_local(async move {
+        let peer = stream
+            .peer_addr()
+            .map(|address| address.to_string())
+            .unwrap_or_default();
+        // What group descriptions show as a member's host: the address without the port.
+        let host = stream
+            .peer_addr()
+            .map(|address| address.ip().to_string())
+            .unwrap_or_default();
+        debug!("{}: connection from {peer}", context.shard.id);
+        match connection(stream, &context, &host).await {
+            Ok(Ended::Closed) => debug!("{}: {peer} closed", context.shard.id),
+            Ok(Ended::Moved(target)) => debug!("{}: {peer} moved to {target}", context.shard.id),
+            Err(error) => info!(
+                "{}: closing connection from {peer}: {error}",
+                context.shard.id
+            ),
+        }
+        drop(permit);
+    })
+    .detach();
+}
+
+/// How a connection left this shard without an error.
+enum Ended {
+    /// The client closed it, or the shard is stopping.
+    Closed,
+    /// Handed to the shard that owns its partitions (`affinity`).
+    Moved(ShardId),
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    context: &BrokerContext,
+    host: &str,
+) -> io::Result<Ended> {
+    let affinity = Affinity::new(context.shard.id, context.move_connections);
+    let peer = handlers::Peer {
+        address: host,
+        affinity: &affinity,
+    };
     stream
         .set_nodelay(true)
         .map_err(|error| io::Error::other(error.to_string()))?;
@@ -101,7 +156,7 @@ async fn connection(mut stream: TcpStream, context: &BrokerContext, host: &str) 
         let mut prefix = [0u8; 4];
         match stream.read_exact(&mut prefix).await {
             Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(Ended::Closed),
             Err(error) => return Err(error),
         }
         let size = i32::from_be_bytes(prefix);
@@ -142,13 +197,33 @@ async fn connection(mut stream: TcpStream, context: &BrokerContext, host: &str) 
             }
         }
         if context.shard.is_stopped() {
-            return Ok(());
+            return Ok(Ended::Closed);
+        }
+        // Every request read so far is answered and nothing more is read: the connection can go.
+        if let Some(target) = affinity.move_to() {
+            hand_over(stream, context, target).await?;
+            return Ok(Ended::Moved(target));
         }
         // Take turns with the shard's other tasks: glommio reads a readable socket without waiting, so
         // a connection whose client keeps it fed would otherwise never give the core up, and a request
         // of another connection whose answer has arrived (`Shard::drain_mesh`) would wait behind it.
         futures_lite::future::yield_now().await;
     }
+}
+
+/// Moves the connection to `target`: a duplicate of its descriptor goes over the mesh, and dropping
+/// `stream` closes this shard's descriptor (and any readiness poll glommio had on it) while the socket
+/// stays open. Requests the client has already sent wait in the socket for the new shard to read.
+async fn hand_over(stream: TcpStream, context: &BrokerContext, target: ShardId) -> io::Result<()> {
+    // SAFETY: `stream` owns this descriptor and outlives the borrow, which ends with the duplicate.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
+    drop(stream);
+    context
+        .shard
+        .call(target, ShardRequest::AdoptConnection(fd))
+        .await
+        .map(|_| ())
+        .map_err(|error| io::Error::other(format!("moving to {target}: {error}")))
 }
 
 /// Writes `head` with the spliced byte strings interleaved at their positions. While the socket buffer

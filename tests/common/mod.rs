@@ -72,6 +72,8 @@ pub struct BrokerOpts {
     pub data_dir: Option<PathBuf>,
     pub default_partitions: Option<u32>,
     pub segment_bytes: Option<u64>,
+    /// `--log-level` (an env_logger filter); `info` when `None`.
+    pub log_level: Option<String>,
     pub extra_args: Vec<String>,
 }
 
@@ -156,7 +158,7 @@ impl Broker {
             .arg("--cores")
             .arg("0,1")
             .arg("--log-level")
-            .arg("info");
+            .arg(opts.log_level.as_deref().unwrap_or("info"));
         if let Some(partitions) = opts.default_partitions {
             command
                 .arg("--default-partitions")
@@ -256,6 +258,11 @@ impl Broker {
             .as_mut()
             .and_then(|c| c.try_wait().ok())
             .flatten()
+    }
+
+    /// Everything the broker has logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     pub fn stderr_tail(&self, lines: usize) -> String {
