@@ -507,6 +507,11 @@ class Measured:
         # How busy the broker's CPUs were with anything (the broker, the kernel, other processes).
         self.cores_busy = (busy - busy_before) / max(total - total_before, 1)
         self.load_after = load_average()
+        try:
+            # What the broker holds once the workload is over (which workload leaves memory behind).
+            self.memory_after = process_memory(self.broker.pid)
+        except OSError:
+            self.memory_after = {}
         return False
 
     def fields(self):
@@ -514,7 +519,8 @@ class Measured:
                 "wall_secs": round(self.wall_secs, 3),
                 "broker_cores_busy_fraction": round(self.cores_busy, 3),
                 "broker_cores": self.broker.cpus,
-                "loadavg_before": self.load_before, "loadavg_after": self.load_after}
+                "loadavg_before": self.load_before, "loadavg_after": self.load_after,
+                "broker_memory_after": self.memory_after}
 
 
 class Clients:

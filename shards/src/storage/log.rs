@@ -13,6 +13,7 @@
 //! segment are contiguous (each batch starts at the previous batch's last offset + 1), and the log end
 //! offset is the last record's offset + 1. Recovery establishes them from disk; `append` keeps them.
 
+use std::cell::{Cell, Ref, RefCell};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -115,10 +116,88 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
 }
 
+/// A segment's indexes: in memory, or, for a durable sealed segment, only in their files. A sealed
+/// segment's entries (about 24 bytes per batch of at least 4 KiB: ~100 KiB per 64 MiB segment of 16 KiB
+/// batches) would otherwise stay in memory for as long as the segment is retained, a gigabyte and more
+/// on a broker holding terabytes. The log drops them once nobody needs them (`PartitionLog::drop_idle_indexes`)
+/// and a lookup loads them again from the files (`recovery::reload_sealed_index`).
+pub(crate) struct Indexes {
+    state: RefCell<IndexState>,
+    /// Set by every lookup, cleared by `PartitionLog::drop_idle_indexes`: entries looked up since the
+    /// last roll are kept through it.
+    used: Cell<bool>,
+}
+
+enum IndexState {
+    Loaded(SegmentIndex),
+    /// Dropped from memory. The largest timestamp stays: retention and ListOffsets ask every segment.
+    InFiles {
+        interval_bytes: u32,
+        timestamp_max: Option<(i64, u32)>,
+    },
+}
+
+impl Indexes {
+    pub(crate) fn loaded(index: SegmentIndex) -> Indexes {
+        Indexes {
+            state: RefCell::new(IndexState::Loaded(index)),
+            used: Cell::new(false),
+        }
+    }
+
+    /// Largest timestamp of any batch, with the relative offset of the first batch carrying it.
+    fn timestamp_max(&self) -> Option<(i64, u32)> {
+        match &*self.state.borrow() {
+            IndexState::Loaded(index) => index.timestamp_max(),
+            IndexState::InFiles { timestamp_max, .. } => *timestamp_max,
+        }
+    }
+
+    /// The entries, loaded from the files of `data` first if they were dropped.
+    fn get(&self, data: &Segment) -> Result<Ref<'_, SegmentIndex>, StorageError> {
+        self.used.set(true);
+        let reload = match &*self.state.borrow() {
+            IndexState::Loaded(_) => None,
+            IndexState::InFiles { interval_bytes, .. } => Some(*interval_bytes),
+        };
+        if let Some(interval_bytes) = reload {
+            let index = recovery::reload_sealed_index(data, interval_bytes)?;
+            *self.state.borrow_mut() = IndexState::Loaded(index);
+        }
+        Ok(Ref::map(self.state.borrow(), |state| match state {
+            IndexState::Loaded(index) => index,
+            IndexState::InFiles { .. } => unreachable!("loaded just above"),
+        }))
+    }
+
+    /// The entries of a segment that is still written to (or being sealed), which are never dropped.
+    fn active(&mut self) -> &mut SegmentIndex {
+        match self.state.get_mut() {
+            IndexState::Loaded(index) => index,
+            IndexState::InFiles { .. } => {
+                unreachable!("an unsealed segment's indexes are in memory")
+            }
+        }
+    }
+
+    fn is_loaded(&self) -> bool {
+        matches!(&*self.state.borrow(), IndexState::Loaded(_))
+    }
+
+    /// Drops the entries from memory. Only for a sealed segment whose index files are durable.
+    fn drop_entries(&self, interval_bytes: u32) {
+        let timestamp_max = self.timestamp_max();
+        *self.state.borrow_mut() = IndexState::InFiles {
+            interval_bytes,
+            timestamp_max,
+        };
+    }
+}
+
 /// One segment with its indexes and the offsets it covers. Built by recovery or by a roll.
 pub(crate) struct LogSegment {
     pub(crate) data: Segment,
-    pub(crate) index: SegmentIndex,
+    pub(crate) index: Indexes,
     /// The offset after the segment's last record; equals the base offset while it is empty.
     pub(crate) end_offset: i64,
     /// Clock reading the `segment_ms` roll is measured from.
@@ -164,7 +243,10 @@ impl LogSegment {
     fn find_batch(&self, offset: i64) -> Result<(usize, BatchHeader), StorageError> {
         assert!(offset >= self.base_offset());
         assert!(offset < self.end_offset);
-        let entry = self.index.lookup_offset(self.relative(offset));
+        let entry = self
+            .index
+            .get(&self.data)?
+            .lookup_offset(self.relative(offset));
         let mut position = entry.position as usize;
         // Bounded by the segment: each step moves forward by at least one batch header.
         for item in self.batches_from(entry)? {
@@ -203,9 +285,10 @@ impl LogSegment {
 
     /// First record at or after `target_ms` in this segment, at record precision.
     fn search_timestamp(&self, target_ms: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let start = self
-            .index
-            .lookup_offset(self.index.scan_start_for_timestamp(target_ms));
+        let start = {
+            let index = self.index.get(&self.data)?;
+            index.lookup_offset(index.scan_start_for_timestamp(target_ms))
+        };
         let bytes = self.data.written();
         for item in self.batches_from(start)? {
             let (position, header) =
@@ -273,14 +356,43 @@ impl PartitionLog {
             .map_err(io_error(format!("create log directory {}", dir.display())))?;
         let segments = recovery::recover(dir, &config, now_ms)?;
         assert!(!segments.is_empty());
-        Ok(PartitionLog {
+        let log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
             segments,
             syncer,
             seal_ticket_last: None,
             seal_failed: Arc::new(AtomicBool::new(false)),
-        })
+        };
+        // Recovery loaded every segment's indexes to check them; a log of many segments keeps few.
+        log.drop_idle_indexes();
+        Ok(log)
+    }
+
+    /// Drops from memory the index entries of the durable sealed segments that no lookup used since the
+    /// last call, except the newest sealed segment's (a consumer at the tail reads it right after a
+    /// roll); clears the mark of those that were used. Called at every roll and at open, so the entries
+    /// in memory are those of the active segment, the newest sealed one, and the segments read within
+    /// the last two rolls.
+    fn drop_idle_indexes(&self) {
+        let sealed_before_newest = self.segments.len().saturating_sub(2);
+        for segment in &self.segments[..sealed_before_newest] {
+            if !segment.index.is_loaded() || !self.is_durable(segment) {
+                continue;
+            }
+            if !segment.index.used.replace(false) {
+                segment.index.drop_entries(self.config.index_interval_bytes);
+            }
+        }
+    }
+
+    /// Whether a sealed segment's data and index files are durable (its seal job has run), so that its
+    /// index entries can be loaded again from the files.
+    fn is_durable(&self, segment: &LogSegment) -> bool {
+        segment.data.is_sealed()
+            && segment
+                .seal_ticket
+                .is_none_or(|ticket| self.syncer.is_finished(ticket))
     }
 
     pub fn dir(&self) -> &Path {
@@ -416,7 +528,7 @@ impl PartitionLog {
                     && verify_crc(&stored[..stored_header.total_bytes()], &stored_header).is_ok()
             })
         });
-        active.index.on_batch(
+        active.index.active().on_batch(
             relative_offset,
             position as u32,
             batch.len() as u32,
@@ -453,13 +565,13 @@ impl PartitionLog {
             .last_mut()
             .expect("a log always has an active segment");
         if !active.data.is_sealed() {
-            active.index.finish();
+            active.index.active().finish();
             active.data.seal()?;
             let job = SealJob {
                 data: active.data.sync_handle(),
                 data_path: active.data.path().to_path_buf(),
                 dir: self.dir.clone(),
-                index: active.index.clone(),
+                index: active.index.active().clone(),
                 failed: self.seal_failed.clone(),
                 evicted: active.data.eviction_flag(),
             };
@@ -471,11 +583,15 @@ impl PartitionLog {
         let data = Segment::create(&self.dir, base_offset, capacity_bytes)?;
         self.segments.push(LogSegment {
             data,
-            index: SegmentIndex::new(base_offset, self.config.index_interval_bytes),
+            index: Indexes::loaded(SegmentIndex::new(
+                base_offset,
+                self.config.index_interval_bytes,
+            )),
             end_offset: base_offset,
             created_ms: now_ms,
             seal_ticket: None,
         });
+        self.drop_idle_indexes();
         Ok(())
     }
 
@@ -528,6 +644,14 @@ impl PartitionLog {
         if start == 0 {
             if let Some(previous) = index.checked_sub(1).and_then(|at| self.segments.get(at)) {
                 previous.data.unmap_all();
+                // And with its index, unless it is the newest sealed segment (where tail consumers
+                // read) or not durable yet.
+                let newest_sealed = index + 1 == self.segments.len();
+                if !newest_sealed && previous.index.is_loaded() && self.is_durable(previous) {
+                    previous
+                        .index
+                        .drop_entries(self.config.index_interval_bytes);
+                }
             }
         }
         Ok(bytes)
@@ -655,11 +779,11 @@ impl PartitionLog {
             .last_mut()
             .expect("a log always has an active segment");
         if !active.data.is_sealed() {
-            active.index.finish();
+            active.index.active().finish();
             active.data.seal()?;
         }
         active.data.flush()?;
-        active.index.write_files(&self.dir)?;
+        active.index.active().write_files(&self.dir)?;
         // The index renames must be durable before the marker that vouches for them.
         sync_directory(&self.dir)?;
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
@@ -1114,6 +1238,80 @@ mod tests {
             }
         }
         records
+    }
+
+    /// Which segments hold their index entries in memory, oldest first.
+    fn indexes_loaded(log: &PartitionLog) -> Vec<bool> {
+        log.segments
+            .iter()
+            .map(|segment| segment.index.is_loaded())
+            .collect()
+    }
+
+    /// Appends until the log rolls once more, waiting for the seal jobs first so that every sealed
+    /// segment is durable when the roll looks at them.
+    fn fill_until_roll(log: &mut PartitionLog, random: &mut Random) -> Vec<Expected> {
+        log.flush().unwrap();
+        let segments = log.segment_count();
+        let mut expected = Vec::new();
+        while log.segment_count() == segments {
+            expected.extend(fill(log, 1, random));
+        }
+        expected
+    }
+
+    #[test]
+    fn idle_sealed_indexes_leave_memory_and_lookups_load_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), small_config(4096), 0, syncer()).unwrap();
+        let mut random = Random::new(11);
+        let mut expected = fill(&mut log, 300, &mut random);
+        expected.extend(fill_until_roll(&mut log, &mut random));
+        let count = log.segment_count();
+        assert!(count > 6, "{count} segments");
+        // Only the active segment and the newest sealed one keep their entries.
+        let mut only_newest = vec![false; count - 2];
+        only_newest.extend([true, true]);
+        assert_eq!(indexes_loaded(&log), only_newest);
+
+        // Every lookup answers as before; a reader moving on drops what it leaves behind.
+        check_reads(&log, &expected, 0);
+        let loaded_sealed = indexes_loaded(&log)[..count - 2]
+            .iter()
+            .filter(|l| **l)
+            .count();
+        assert!(loaded_sealed <= 1, "{:?}", indexes_loaded(&log));
+
+        // Entries looked up since the last roll survive one roll, not two.
+        let in_second = log.segments[1].base_offset();
+        log.read(in_second, 1).unwrap();
+        expected.extend(fill_until_roll(&mut log, &mut random));
+        assert!(indexes_loaded(&log)[1]);
+        expected.extend(fill_until_roll(&mut log, &mut random));
+        assert!(!indexes_loaded(&log)[1]);
+
+        // Damaged files of a dropped index: the lookup rebuilds the entries from the data.
+        assert!(!indexes_loaded(&log)[0]);
+        std::fs::write(offset_index_path(dir.path(), 0), [1, 2, 3]).unwrap();
+        std::fs::write(time_index_path(dir.path(), 0), []).unwrap();
+        check_reads(&log, &expected, 0);
+        let max_timestamp = log.max_timestamp();
+        assert_eq!(
+            log.offset_for_timestamp(0)
+                .unwrap()
+                .map(|(offset, _)| offset),
+            Some(0)
+        );
+
+        // A reopened log keeps the entries of the last two segments only, and answers the same.
+        log.close().unwrap();
+        let log = PartitionLog::open(dir.path(), small_config(4096), 0, syncer()).unwrap();
+        let count = log.segment_count();
+        let mut only_newest = vec![false; count - 2];
+        only_newest.extend([true, true]);
+        assert_eq!(indexes_loaded(&log), only_newest);
+        assert_eq!(log.max_timestamp(), max_timestamp);
+        check_reads(&log, &expected, 0);
     }
 
     #[test]

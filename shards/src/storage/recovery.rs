@@ -24,7 +24,8 @@ use std::path::Path;
 use super::batch::{verify_crc, BatchHeader, Batches};
 use super::index::SegmentIndex;
 use super::log::{
-    LogConfig, LogSegment, CLEAN_SHUTDOWN_FILE, SEGMENT_BYTES_MAX, SEGMENT_RELATIVE_OFFSET_MAX,
+    Indexes, LogConfig, LogSegment, CLEAN_SHUTDOWN_FILE, SEGMENT_BYTES_MAX,
+    SEGMENT_RELATIVE_OFFSET_MAX,
 };
 use super::segment::Segment;
 use super::{io_error, sync_directory, StorageError};
@@ -48,7 +49,7 @@ pub(crate) fn recover(
             let index = SegmentIndex::new(0, config.index_interval_bytes);
             segments.push(LogSegment {
                 data,
-                index,
+                index: Indexes::loaded(index),
                 end_offset: 0,
                 created_ms: now_ms,
                 seal_ticket: None,
@@ -162,13 +163,33 @@ fn recover_sealed(
     config: &LogConfig,
 ) -> Result<LogSegment, StorageError> {
     let data = Segment::open_sealed(dir, base_offset)?;
+    check_size(&data, data.written().len())?;
+    let (index, scan) = sealed_index(dir, &data, config.index_interval_bytes)?;
+    // The walk mapped every byte it checked; readers map again what they read.
+    data.unmap_all();
+    Ok(LogSegment {
+        data,
+        index: Indexes::loaded(index),
+        end_offset: scan.next_offset,
+        created_ms: 0,
+        seal_ticket: None,
+    })
+}
+
+/// The indexes of a durable sealed segment, loaded from its files or, when they are missing or do not
+/// match the data, rebuilt from the data and written back. At open, and when a lookup needs indexes the
+/// log had dropped from memory (`Indexes`).
+fn sealed_index(
+    dir: &Path,
+    data: &Segment,
+    interval_bytes: u32,
+) -> Result<(SegmentIndex, Scan), StorageError> {
     let bytes = data.written();
-    check_size(&data, bytes.len())?;
-    let interval_bytes = config.index_interval_bytes;
+    let base_offset = data.base_offset();
     let loaded = SegmentIndex::load(dir, base_offset, interval_bytes, bytes.len())?;
     let resumed = loaded.and_then(|index| resume(bytes, base_offset, index, Check::Framing));
-    let (index, scan) = match resumed {
-        Some((index, scan)) if scan.end_position == bytes.len() => (index, scan),
+    match resumed {
+        Some((index, scan)) if scan.end_position == bytes.len() => Ok((index, scan)),
         _ => {
             log::warn!("rebuilding the indexes of {}", data.path().display());
             let (index, scan) = rebuild(bytes, base_offset, interval_bytes);
@@ -184,18 +205,22 @@ fn recover_sealed(
                 .sync_data()
                 .map_err(io_error(format!("fdatasync {}", data.path().display())))?;
             index.write_files(dir)?;
-            (index, scan)
+            Ok((index, scan))
         }
-    };
-    // The walk mapped every byte it checked; readers map again what they read.
+    }
+}
+
+/// Loads again the indexes of a durable sealed segment whose entries the log dropped from memory.
+pub(super) fn reload_sealed_index(
+    data: &Segment,
+    interval_bytes: u32,
+) -> Result<SegmentIndex, StorageError> {
+    let dir = data.path().parent().unwrap_or(Path::new("."));
+    let (index, _) = sealed_index(dir, data, interval_bytes)?;
+    // Checking the files against the data mapped the segment's last batches; the caller maps what it
+    // reads.
     data.unmap_all();
-    Ok(LogSegment {
-        data,
-        index,
-        end_offset: scan.next_offset,
-        created_ms: 0,
-        seal_ticket: None,
-    })
+    Ok(index)
 }
 
 fn recover_active(
@@ -236,7 +261,7 @@ fn recover_active(
     data.unmap_all();
     Ok(LogSegment {
         data,
-        index,
+        index: Indexes::loaded(index),
         end_offset: scan.next_offset,
         created_ms,
         seal_ticket: None,
