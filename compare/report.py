@@ -298,18 +298,31 @@ class Report:
                 else:
                     cells.append(fmt_ratio(ratio(get(fluxmq, percentile), get(kafka, percentile))))
             rows.append(cells)
+        floor = get(self.results, "loopback", "latency", "latency_us")
+        if floor:
+            rows.append(["bare request/reply over loopback TCP, no broker (the machine's floor)",
+                         *[cell for percentile in ("p50", "p99", "p999")
+                           for cell in (f"{fmt_count(get(floor, percentile))} µs", "")]])
         self.table(["workload", "p50 Kafka / FluxMQ", "ratio", "p99 Kafka / FluxMQ", "ratio",
                     "p99.9 Kafka / FluxMQ", "ratio"], rows)
         self.add("The load generator measures from each request's due time (open loop, no coordinated "
                  "omission), so a stall anywhere (broker, client, or another process holding their CPU) "
                  "shows in every request it delayed; its batches are what a producer with that linger "
                  "fills at this rate. ProducerPerformance (linger 5 ms, its default) reports whole "
-                 "milliseconds and leaves out its first 3 s.")
+                 "milliseconds and leaves out its first 3 s. The floor is `fluxmq-tcp-probe ping` against "
+                 "its echo server on the same CPUs, at the produce run's request rate and size, measured "
+                 "the same way: what the machine adds to every request (waking idle CPUs, scheduling, "
+                 "loopback TCP) before any broker does anything.")
         self.add()
         kafka = get(self.kafka, "latency", "produce", "latency_us", "p99")
         fluxmq = get(self.fluxmq, "latency", "produce", "latency_us", "p99")
         run = get(self.fluxmq, "latency", "produce")
         bound = self.bound("fluxmq", run) if run else ""
+        floor_p99 = get(self.results, "loopback", "latency", "latency_us", "p99")
+        if floor_p99 and fluxmq:
+            bound = (f"a bare loopback request/reply at this rate has p99 {fmt_count(floor_p99)} µs: "
+                     f"FluxMQ's {fmt_count(fluxmq)} µs is {fluxmq / floor_p99:.2f}× the machine's floor; "
+                     + bound)
         self.targets.append(("p99 produce latency at a fixed rate", ratio(fluxmq, kafka), 0.25, False, bound))
 
     def resources_section(self):

@@ -751,31 +751,70 @@ def scaling_runs(args, kind, run_dir, clients):
 
 def loopback_runs(args, run_dir):
     """The kernel's loopback TCP limit at the load generator's request sizes: sink on --cores-a (where
-    the broker reads), source on --client-cores (where the clients write)."""
+    the broker reads), source on --client-cores (where the clients write). Then the latency floor: a
+    bare request/reply at the latency workload's request rate and size."""
     probe = str(ROOT / "target" / "release" / "fluxmq-tcp-probe")
+    address = f"{args.listen}:{args.port}"
     results = {}
     for record_bytes in (100, 1000):
         write_bytes = produce_request_bytes(args, record_bytes)
-        address = f"{args.listen}:{args.port}"
-        sink = subprocess.Popen(["taskset", "-c", cpu_list_text(args.cores_a), probe, "sink", "--listen",
-                                 address, "--connections", str(args.connections), "--timeout-secs",
-                                 str(args.duration + 120)], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-        time.sleep(0.3)
-        code, stdout = run_client([probe, "source", "--connect", address, "--connections",
-                                   str(args.connections), "--write-bytes", str(write_bytes),
-                                   "--duration-secs", str(min(args.duration, 10))],
-                                  args.client_cores, args.duration + 60, run_dir / "loopback.log")
-        try:
-            sink_stdout, _ = sink.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            sink.kill()
-            sink_stdout, _ = sink.communicate()
-        source = last_json_line(stdout) or {}
-        results[f"{record_bytes}b"] = {"write_bytes": write_bytes, "source": source,
-                                       "sink": last_json_line(sink_stdout) or {}}
+        server = ["sink", "--listen", address, "--connections", str(args.connections)]
+        client = ["source", "--connect", address, "--connections", str(args.connections),
+                  "--write-bytes", str(write_bytes), "--duration-secs", str(min(args.duration, 10))]
+        source, sink = probe_pair(args, run_dir, probe, server, client)
+        results[f"{record_bytes}b"] = {"write_bytes": write_bytes, "source": source, "sink": sink}
         log(f"loopback at {write_bytes}-byte writes: {source.get('mb_per_sec', 0):,.0f} MB/s")
+    request_bytes, requests_per_sec = latency_request_shape(args)
+    server = ["echo", "--listen", address, "--connections", str(args.connections),
+              "--reply-bytes", str(PRODUCE_REPLY_BYTES)]
+    client = ["ping", "--connect", address, "--connections", str(args.connections),
+              "--request-bytes", str(request_bytes), "--rate", f"{requests_per_sec:.1f}",
+              "--duration-secs", str(args.duration)]
+    ping, _ = probe_pair(args, run_dir, probe, server, client)
+    results["latency"] = ping
+    log(f"loopback request/reply at {requests_per_sec:.0f}/s: p99 "
+        f"{get_path(ping, 'latency_us', 'p99')} µs")
     return results
+
+
+# A Produce response for the partitions of one load-generator connection, as the echo's reply size.
+PRODUCE_REPLY_BYTES = 100
+
+
+def latency_request_shape(args):
+    """(bytes, requests per second) of the load generator's requests in the fixed-rate produce run:
+    batches of what a producer with the configured linger fills, one per partition of a connection."""
+    per_partition_rate = args.latency_rate / max(1, args.partitions)
+    records = int(per_partition_rate * args.latency_linger_ms / 1000)
+    records = max(1, min(records_per_batch(100), records))
+    per_connection = max(1, args.partitions // max(1, args.connections))
+    request_bytes = per_connection * (61 + records * (100 + 8)) + 100
+    return request_bytes, args.latency_rate / (records * per_connection)
+
+
+def probe_pair(args, run_dir, probe, server, client):
+    """Runs the probe's server side on --cores-a and its client side on --client-cores; returns
+    their JSON lines."""
+    serving = subprocess.Popen(["taskset", "-c", cpu_list_text(args.cores_a), probe, *server,
+                                "--timeout-secs", str(args.duration + 120)], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    time.sleep(0.3)
+    _, stdout = run_client([probe, *client], args.client_cores, args.duration + 60,
+                           run_dir / "loopback.log")
+    try:
+        server_stdout, _ = serving.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        serving.kill()
+        server_stdout, _ = serving.communicate()
+    return last_json_line(stdout) or {}, last_json_line(server_stdout) or {}
+
+
+def get_path(values, *keys):
+    for key in keys:
+        if not isinstance(values, dict):
+            return None
+        values = values.get(key)
+    return values
 
 
 # --------------------------------------------------------------------------------------------------

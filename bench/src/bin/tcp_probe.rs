@@ -11,6 +11,16 @@
 //! ```
 //!
 //! Each prints one JSON line on stdout: bytes moved, seconds, MB/s (10^6 bytes) and its own CPU seconds.
+//!
+//! The latency floor: an echo server answers each length-prefixed request with a fixed-size reply, and
+//! a pinger sends requests open loop at a fixed rate, measuring each round trip from its due time (as
+//! the load generator does). With no protocol or storage, its percentiles are what the machine itself
+//! adds to every request at that rate (wake-ups of idle CPUs, scheduling, loopback TCP):
+//!
+//! ```sh
+//! taskset -c 0 fluxmq-tcp-probe echo --listen 127.0.0.1:19999 --connections 2 --reply-bytes 100 &
+//! taskset -c 1 fluxmq-tcp-probe ping --connect 127.0.0.1:19999 --connections 2 --request-bytes 1500 --rate 400
+//! ```
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -19,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
 
 /// More connections than this would measure thread scheduling, not TCP.
 const CONNECTIONS_MAX: usize = 256;
@@ -59,6 +70,31 @@ enum Role {
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
     },
+    /// Accept --connections connections; answer every length-prefixed request with --reply-bytes.
+    Echo {
+        #[arg(long, default_value = "127.0.0.1:19999")]
+        listen: String,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        #[arg(long, default_value_t = 100)]
+        reply_bytes: usize,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Send --rate requests per second in all over --connections connections, open loop, one in
+    /// flight per connection; report round-trip percentiles measured from each request's due time.
+    Ping {
+        #[arg(long, default_value = "127.0.0.1:19999")]
+        connect: String,
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        #[arg(long, default_value_t = 1500)]
+        request_bytes: usize,
+        #[arg(long, default_value_t = 400.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +110,19 @@ fn main() -> ExitCode {
             write_bytes,
             duration_secs,
         } => source(&connect, connections, write_bytes, duration_secs),
+        Role::Echo {
+            listen,
+            connections,
+            reply_bytes,
+            timeout_secs,
+        } => echo(&listen, connections, reply_bytes, timeout_secs),
+        Role::Ping {
+            connect,
+            connections,
+            request_bytes,
+            rate,
+            duration_secs,
+        } => ping(&connect, connections, request_bytes, rate, duration_secs),
     };
     match result {
         Ok(line) => {
@@ -217,6 +266,185 @@ fn stream_until(
         writes += 1;
     }
     Ok((bytes, writes))
+}
+
+fn check_frame_bytes(bytes: usize, flag: &str) -> Result<(), String> {
+    match bytes {
+        4..=WRITE_BYTES_MAX => Ok(()),
+        _ => Err(format!("{flag} must be 4..={WRITE_BYTES_MAX}")),
+    }
+}
+
+fn echo(
+    listen: &str,
+    connections: usize,
+    reply_bytes: usize,
+    timeout_secs: u64,
+) -> Result<String, String> {
+    check_connections(connections)?;
+    check_frame_bytes(reply_bytes, "--reply-bytes")?;
+    let timeout_secs = timeout_secs.clamp(1, DURATION_SECS_MAX);
+    let listener = TcpListener::bind(listen).map_err(|error| format!("bind {listen}: {error}"))?;
+    eprintln!("fluxmq-tcp-probe: echo listening on {listen}");
+    thread::spawn(move || {
+        thread::sleep(Duration::from_secs(timeout_secs));
+        eprintln!("fluxmq-tcp-probe: echo timed out after {timeout_secs} s");
+        std::process::exit(1);
+    });
+    let mut answerers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (stream, _) = listener
+            .accept()
+            .map_err(|error| format!("accept: {error}"))?;
+        answerers.push(thread::spawn(move || answer(stream, reply_bytes)));
+    }
+    let mut requests = 0u64;
+    for answerer in answerers {
+        requests += answerer
+            .join()
+            .map_err(|_| "an echo thread panicked".to_string())??;
+    }
+    Ok(format!(
+        "{{\"role\":\"echo\",\"requests\":{requests},\"cpu_secs\":{:.3}}}",
+        cpu_seconds()
+    ))
+}
+
+/// Reads length-prefixed frames and answers each with `reply_bytes` (its own length prefix included)
+/// until the peer closes; returns how many it answered.
+fn answer(mut stream: TcpStream, reply_bytes: usize) -> Result<u64, String> {
+    stream
+        .set_nodelay(true)
+        .map_err(|error| format!("TCP_NODELAY: {error}"))?;
+    let mut reply = vec![0u8; reply_bytes];
+    reply[..4].copy_from_slice(&((reply_bytes - 4) as u32).to_be_bytes());
+    let mut request = Vec::new();
+    let mut answered = 0u64;
+    loop {
+        let mut prefix = [0u8; 4];
+        match stream.read_exact(&mut prefix) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(answered),
+            Err(error) => return Err(format!("read: {error}")),
+        }
+        let size = u32::from_be_bytes(prefix) as usize;
+        if size > WRITE_BYTES_MAX {
+            return Err(format!("a {size}-byte request"));
+        }
+        request.resize(size, 0);
+        stream
+            .read_exact(&mut request)
+            .map_err(|error| format!("read: {error}"))?;
+        stream
+            .write_all(&reply)
+            .map_err(|error| format!("write: {error}"))?;
+        answered += 1;
+    }
+}
+
+fn ping(
+    connect: &str,
+    connections: usize,
+    request_bytes: usize,
+    rate: f64,
+    duration_secs: u64,
+) -> Result<String, String> {
+    check_connections(connections)?;
+    check_frame_bytes(request_bytes, "--request-bytes")?;
+    if !(rate > 0.0 && rate <= 1e7) {
+        return Err("--rate must be in (0, 10000000]".to_string());
+    }
+    let duration = Duration::from_secs(duration_secs.clamp(1, DURATION_SECS_MAX));
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let stream =
+            TcpStream::connect(connect).map_err(|error| format!("connect {connect}: {error}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|error| format!("TCP_NODELAY: {error}"))?;
+        streams.push(stream);
+    }
+    let started = Instant::now();
+    let interval = Duration::from_secs_f64(connections as f64 / rate);
+    let pingers: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(index, stream)| {
+            // Connections interleave instead of sending together.
+            let first = started + interval.mul_f64(index as f64 / connections as f64);
+            let deadline = started + duration;
+            thread::spawn(move || ping_until(stream, request_bytes, first, interval, deadline))
+        })
+        .collect();
+    let mut latencies = latency_histogram();
+    for pinger in pingers {
+        let measured = pinger
+            .join()
+            .map_err(|_| "a ping thread panicked".to_string())??;
+        latencies
+            .add(&measured)
+            .map_err(|error| format!("histogram: {error}"))?;
+    }
+    let percentile = |quantile: f64| latencies.value_at_quantile(quantile);
+    Ok(format!(
+        "{{\"role\":\"ping\",\"requests\":{},\"secs\":{:.3},\"request_bytes\":{request_bytes},\"rate\":{rate},\"latency_us\":{{\"p50\":{},\"p99\":{},\"p999\":{},\"max\":{},\"count\":{}}},\"cpu_secs\":{:.3}}}",
+        latencies.len(),
+        started.elapsed().as_secs_f64(),
+        percentile(0.5),
+        percentile(0.99),
+        percentile(0.999),
+        latencies.max(),
+        latencies.len(),
+        cpu_seconds()
+    ))
+}
+
+/// Microseconds from 1 µs to 60 s at three significant digits, as the load generator keeps them.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Sends one request at each due time (or at once when late), waits for its reply, and records the
+/// time from the due time to the reply.
+fn ping_until(
+    mut stream: TcpStream,
+    request_bytes: usize,
+    first: Instant,
+    interval: Duration,
+    deadline: Instant,
+) -> Result<Histogram<u64>, String> {
+    let mut request: Vec<u8> = (0..request_bytes)
+        .map(|index| (index % 251) as u8)
+        .collect();
+    request[..4].copy_from_slice(&((request_bytes - 4) as u32).to_be_bytes());
+    let mut reply = Vec::new();
+    let mut latencies = latency_histogram();
+    let mut due = first;
+    while due < deadline {
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        stream
+            .write_all(&request)
+            .map_err(|error| format!("write: {error}"))?;
+        let mut prefix = [0u8; 4];
+        stream
+            .read_exact(&mut prefix)
+            .map_err(|error| format!("read: {error}"))?;
+        let size = u32::from_be_bytes(prefix) as usize;
+        if size > WRITE_BYTES_MAX {
+            return Err(format!("a {size}-byte reply"));
+        }
+        reply.resize(size, 0);
+        stream
+            .read_exact(&mut reply)
+            .map_err(|error| format!("read: {error}"))?;
+        let micros = Instant::now().saturating_duration_since(due).as_micros();
+        latencies.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX).max(1));
+        due += interval;
+    }
+    Ok(latencies)
 }
 
 fn report(role: &str, bytes: u64, seconds: f64, writes: Option<(u64, usize)>) -> String {
