@@ -157,7 +157,9 @@ class Report:
                  f"partitions, load generator with {settings['connections']} connections, "
                  f"{settings['records_per_batch']['100']} × 100 B or {settings['records_per_batch']['1000']} "
                  f"× 1000 B records per batch (a Java producer's 16 KiB batch), up to 5 requests in flight. "
-                 f"Kafka's ProducerPerformance with the producer's defaults (idempotence off). "
+                 f"Kafka's ProducerPerformance with the producer's defaults (idempotence off), flat out "
+                 f"for {settings['duration_secs']} s after its first {settings.get('producer_jit_warmup_secs', 2)} s "
+                 f"(the client JVM's JIT warm-up), whose windows are left out. "
                  f"Latency at a fixed {settings['latency_rate']:,} records/s.")
         self.add(f"- Every ratio is FluxMQ / Kafka from this run. MB = 10^6 bytes.")
         self.add()
