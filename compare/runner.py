@@ -725,6 +725,7 @@ def main_runs(args, kind, run_dir, clients):
             if record_bytes == 100 or args.skip_java:
                 drop_topic(args, broker, topic)
         results["latency"] = {
+            "floor": latency_floor(args, run_dir),
             "produce": clients.produce(broker, "lat-produce", 100, 1, rate=args.latency_rate,
                                        linger_ms=args.latency_linger_ms),
             "e2e": clients.e2e(broker, "lat-e2e", args.latency_rate),
@@ -767,8 +768,7 @@ def scaling_runs(args, kind, run_dir, clients):
 
 def loopback_runs(args, run_dir):
     """The kernel's loopback TCP limit at the load generator's request sizes: sink on --cores-a (where
-    the broker reads), source on --client-cores (where the clients write). Then the latency floor: a
-    bare request/reply at the latency workload's request rate and size."""
+    the broker reads), source on --client-cores (where the clients write)."""
     probe = str(ROOT / "target" / "release" / "fluxmq-tcp-probe")
     address = f"{args.listen}:{args.port}"
     results = {}
@@ -780,6 +780,16 @@ def loopback_runs(args, run_dir):
         source, sink = probe_pair(args, run_dir, probe, server, client)
         results[f"{record_bytes}b"] = {"write_bytes": write_bytes, "source": source, "sink": sink}
         log(f"loopback at {write_bytes}-byte writes: {source.get('mb_per_sec', 0):,.0f} MB/s")
+    return results
+
+
+def latency_floor(args, run_dir):
+    """A bare request/reply over loopback TCP at the fixed-rate produce run's request rate and size,
+    echo on --cores-a and pings from --client-cores: the machine's own latency. Taken right before each
+    broker's latency runs (on another port, while that broker idles), since the floor moves with the
+    host's load."""
+    probe = str(ROOT / "target" / "release" / "fluxmq-tcp-probe")
+    address = f"{args.listen}:{free_port(args.listen)}"
     request_bytes, requests_per_sec = latency_request_shape(args)
     server = ["echo", "--listen", address, "--connections", str(args.connections),
               "--reply-bytes", str(PRODUCE_REPLY_BYTES)]
@@ -787,10 +797,15 @@ def loopback_runs(args, run_dir):
               "--request-bytes", str(request_bytes), "--rate", f"{requests_per_sec:.1f}",
               "--duration-secs", str(args.duration)]
     ping, _ = probe_pair(args, run_dir, probe, server, client)
-    results["latency"] = ping
     log(f"loopback request/reply at {requests_per_sec:.0f}/s: p99 "
         f"{get_path(ping, 'latency_us', 'p99')} µs")
-    return results
+    return ping
+
+
+def free_port(host):
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 # A Produce response for the partitions of one load-generator connection, as the echo's reply size.

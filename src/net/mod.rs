@@ -1,10 +1,11 @@
 //! The network edge of one shard: its SO_REUSEPORT listener, size-prefixed framing, one task per
 //! connection.
 //!
-//! Owns: accepting (bounded by a per-shard connection semaphore), reading whole frames into pool buffers
-//! after checking the size prefix against `FRAME_BYTES_MAX`, writing responses in request order (a
-//! response with spliced record sets in one vectored `sendmsg`, the records straight from the pool
-//! buffers that hold them).
+//! Owns: accepting (bounded by a per-shard connection semaphore), handing a connection to the shard
+//! that owns its partitions and serving those handed to this one (`affinity`), reading whole frames
+//! into pool buffers after checking the size prefix against `FRAME_BYTES_MAX`, writing responses in
+//! request order (a response with spliced record sets in one vectored `sendmsg`, the records straight
+//! from the pool buffers that hold them).
 //! Never: decoding request bodies or touching partitions (that is `handlers`).
 //!
 //! A connection runs one request at a time, as Kafka brokers do: a client may pipeline requests, and

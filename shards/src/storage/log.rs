@@ -117,10 +117,12 @@ pub struct AppendInfo {
 }
 
 /// A segment's indexes: in memory, or, for a durable sealed segment, only in their files. A sealed
-/// segment's entries (about 24 bytes per batch of at least 4 KiB: ~100 KiB per 64 MiB segment of 16 KiB
-/// batches) would otherwise stay in memory for as long as the segment is retained, a gigabyte and more
-/// on a broker holding terabytes. The log drops them once nobody needs them (`PartitionLog::drop_idle_indexes`)
-/// and a lookup loads them again from the files (`recovery::reload_sealed_index`).
+/// segment's entries (about 24 bytes per batch of at least 4 KiB: ~100 KiB per 64 MiB segment of
+/// 16 KiB batches) would otherwise stay in memory for as long as the segment is retained, a gigabyte
+/// and more on a broker holding terabytes. The log drops them once nobody needs them
+/// (`PartitionLog::drop_idle_indexes`) and a lookup loads them again from the files
+/// (`recovery::reload_sealed_index`): two small reads on the reactor, as a read of a segment that left
+/// the page cache faults its pages in on the reactor.
 pub(crate) struct Indexes {
     state: RefCell<IndexState>,
     /// Set by every lookup, cleared by `PartitionLog::drop_idle_indexes`: entries looked up since the
