@@ -54,16 +54,10 @@ pub async fn serve(listener: TcpListener, context: Rc<BrokerContext>, connection
         glommio::spawn_local(adopt(adopted, permits.clone(), context.clone())).detach();
     }
     loop {
-        let accepted = futures_lite::future::or(
-            async {
-                let permit = permits.acquire_static_permit(1).await.ok()?;
-                Some((listener.accept().await, permit))
-            },
-            async {
-                context.shard.wait_stopped().await;
-                None
-            },
-        )
+        let accepted = unless_stopped(&context, async {
+            let permit = permits.acquire_static_permit(1).await.ok()?;
+            Some((listener.accept().await, permit))
+        })
         .await;
         let Some((stream, permit)) = accepted else {
             break;
@@ -83,17 +77,11 @@ async fn adopt(
     context: Rc<BrokerContext>,
 ) {
     loop {
-        let next = futures_lite::future::or(
-            async {
-                let fd = adopted.recv().await?;
-                let permit = permits.acquire_static_permit(1).await.ok()?;
-                Some((fd, permit))
-            },
-            async {
-                context.shard.wait_stopped().await;
-                None
-            },
-        )
+        let next = unless_stopped(&context, async {
+            let fd = adopted.recv().await?;
+            let permit = permits.acquire_static_permit(1).await.ok()?;
+            Some((fd, permit))
+        })
         .await;
         let Some((fd, permit)) = next else {
             break;
@@ -103,6 +91,18 @@ async fn adopt(
         let stream = unsafe { TcpStream::from_raw_fd(fd.into_raw_fd()) };
         spawn_connection(stream, permit, context.clone());
     }
+}
+
+/// `work`'s outcome, or `None` as soon as the shard stops.
+async fn unless_stopped<T>(
+    context: &BrokerContext,
+    work: impl std::future::Future<Output = Option<T>>,
+) -> Option<T> {
+    let stopped = async {
+        context.shard.wait_stopped().await;
+        None
+    };
+    futures_lite::future::or(work, stopped).await
 }
 
 fn spawn_connection(stream: TcpStream, permit: StaticPermit, context: Rc<BrokerContext>) {

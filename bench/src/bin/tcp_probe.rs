@@ -143,31 +143,65 @@ fn check_connections(connections: usize) -> Result<(), String> {
     }
 }
 
-fn sink(listen: &str, connections: usize, timeout_secs: u64) -> Result<String, String> {
+/// Accepts `connections` connections on `listen` and serves each on a thread of its own with `serve`;
+/// returns what each returned once all have finished. A watchdog ends the process after `timeout_secs`,
+/// so a client that never connects or never closes cannot hold the run.
+fn serve_all<T: Send + 'static>(
+    role: &str,
+    listen: &str,
+    connections: usize,
+    timeout_secs: u64,
+    serve: impl Fn(TcpStream) -> Result<T, String> + Send + Clone + 'static,
+) -> Result<Vec<T>, String> {
     check_connections(connections)?;
     let timeout_secs = timeout_secs.clamp(1, DURATION_SECS_MAX);
     let listener = TcpListener::bind(listen).map_err(|error| format!("bind {listen}: {error}"))?;
-    eprintln!("fluxmq-tcp-probe: sink listening on {listen}");
-    // The watchdog bounds the whole run: a source that never connects or never closes ends it.
+    eprintln!("fluxmq-tcp-probe: {role} listening on {listen}");
+    let watched = role.to_string();
     thread::spawn(move || {
         thread::sleep(Duration::from_secs(timeout_secs));
-        eprintln!("fluxmq-tcp-probe: sink timed out after {timeout_secs} s");
+        eprintln!("fluxmq-tcp-probe: {watched} timed out after {timeout_secs} s");
         std::process::exit(1);
     });
-    let mut readers = Vec::with_capacity(connections);
+    let mut servers = Vec::with_capacity(connections);
     for _ in 0..connections {
         let (stream, _) = listener
             .accept()
             .map_err(|error| format!("accept: {error}"))?;
-        readers.push(thread::spawn(move || drain(stream)));
+        let serve = serve.clone();
+        servers.push(thread::spawn(move || serve(stream)));
     }
+    servers
+        .into_iter()
+        .map(|server| {
+            server
+                .join()
+                .map_err(|_| format!("a {role} thread panicked"))?
+        })
+        .collect()
+}
+
+/// Opens `connections` connections to `connect`, each with TCP_NODELAY.
+fn connect_all(connect: &str, connections: usize) -> Result<Vec<TcpStream>, String> {
+    check_connections(connections)?;
+    (0..connections)
+        .map(|_| {
+            let stream = TcpStream::connect(connect)
+                .map_err(|error| format!("connect {connect}: {error}"))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|error| format!("TCP_NODELAY: {error}"))?;
+            Ok(stream)
+        })
+        .collect()
+}
+
+fn sink(listen: &str, connections: usize, timeout_secs: u64) -> Result<String, String> {
+    let drained_all = serve_all("sink", listen, connections, timeout_secs, drain)?;
     let mut bytes = 0u64;
     let mut first: Option<Instant> = None;
     let mut last: Option<Instant> = None;
-    for reader in readers {
-        let drained = reader
-            .join()
-            .map_err(|_| "a reader thread panicked".to_string())??;
+    for drained in drained_all {
         bytes += drained.bytes;
         first = [first, drained.first].into_iter().flatten().min();
         last = [last, drained.last].into_iter().flatten().max();
@@ -213,20 +247,11 @@ fn source(
     write_bytes: usize,
     duration_secs: u64,
 ) -> Result<String, String> {
-    check_connections(connections)?;
     if !(1..=WRITE_BYTES_MAX).contains(&write_bytes) {
         return Err(format!("--write-bytes must be 1..={WRITE_BYTES_MAX}"));
     }
     let duration = Duration::from_secs(duration_secs.clamp(1, DURATION_SECS_MAX));
-    let mut streams = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let stream =
-            TcpStream::connect(connect).map_err(|error| format!("connect {connect}: {error}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|error| format!("TCP_NODELAY: {error}"))?;
-        streams.push(stream);
-    }
+    let streams = connect_all(connect, connections)?;
     let started = Instant::now();
     let deadline = started + duration;
     let writers: Vec<_> = streams
@@ -281,29 +306,11 @@ fn echo(
     reply_bytes: usize,
     timeout_secs: u64,
 ) -> Result<String, String> {
-    check_connections(connections)?;
     check_frame_bytes(reply_bytes, "--reply-bytes")?;
-    let timeout_secs = timeout_secs.clamp(1, DURATION_SECS_MAX);
-    let listener = TcpListener::bind(listen).map_err(|error| format!("bind {listen}: {error}"))?;
-    eprintln!("fluxmq-tcp-probe: echo listening on {listen}");
-    thread::spawn(move || {
-        thread::sleep(Duration::from_secs(timeout_secs));
-        eprintln!("fluxmq-tcp-probe: echo timed out after {timeout_secs} s");
-        std::process::exit(1);
-    });
-    let mut answerers = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let (stream, _) = listener
-            .accept()
-            .map_err(|error| format!("accept: {error}"))?;
-        answerers.push(thread::spawn(move || answer(stream, reply_bytes)));
-    }
-    let mut requests = 0u64;
-    for answerer in answerers {
-        requests += answerer
-            .join()
-            .map_err(|_| "an echo thread panicked".to_string())??;
-    }
+    let answered = serve_all("echo", listen, connections, timeout_secs, move |stream| {
+        answer(stream, reply_bytes)
+    })?;
+    let requests: u64 = answered.into_iter().sum();
     Ok(format!(
         "{{\"role\":\"echo\",\"requests\":{requests},\"cpu_secs\":{:.3}}}",
         cpu_seconds()
@@ -320,26 +327,32 @@ fn answer(mut stream: TcpStream, reply_bytes: usize) -> Result<u64, String> {
     reply[..4].copy_from_slice(&((reply_bytes - 4) as u32).to_be_bytes());
     let mut request = Vec::new();
     let mut answered = 0u64;
-    loop {
-        let mut prefix = [0u8; 4];
-        match stream.read_exact(&mut prefix) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(answered),
-            Err(error) => return Err(format!("read: {error}")),
-        }
-        let size = u32::from_be_bytes(prefix) as usize;
-        if size > WRITE_BYTES_MAX {
-            return Err(format!("a {size}-byte request"));
-        }
-        request.resize(size, 0);
-        stream
-            .read_exact(&mut request)
-            .map_err(|error| format!("read: {error}"))?;
+    while read_frame(&mut stream, &mut request, "request")? {
         stream
             .write_all(&reply)
             .map_err(|error| format!("write: {error}"))?;
         answered += 1;
     }
+    Ok(answered)
+}
+
+/// Reads one length-prefixed frame's body into `body`; `Ok(false)` when the peer closed before it.
+fn read_frame(stream: &mut TcpStream, body: &mut Vec<u8>, what: &str) -> Result<bool, String> {
+    let mut prefix = [0u8; 4];
+    match stream.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(error) => return Err(format!("read: {error}")),
+    }
+    let size = u32::from_be_bytes(prefix) as usize;
+    if size > WRITE_BYTES_MAX {
+        return Err(format!("a {size}-byte {what}"));
+    }
+    body.resize(size, 0);
+    stream
+        .read_exact(body)
+        .map_err(|error| format!("read: {error}"))?;
+    Ok(true)
 }
 
 fn ping(
@@ -349,21 +362,12 @@ fn ping(
     rate: f64,
     duration_secs: u64,
 ) -> Result<String, String> {
-    check_connections(connections)?;
     check_frame_bytes(request_bytes, "--request-bytes")?;
     if !(rate > 0.0 && rate <= 1e7) {
         return Err("--rate must be in (0, 10000000]".to_string());
     }
     let duration = Duration::from_secs(duration_secs.clamp(1, DURATION_SECS_MAX));
-    let mut streams = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let stream =
-            TcpStream::connect(connect).map_err(|error| format!("connect {connect}: {error}"))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|error| format!("TCP_NODELAY: {error}"))?;
-        streams.push(stream);
-    }
+    let streams = connect_all(connect, connections)?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(connections as f64 / rate);
     let pingers: Vec<_> = streams
@@ -428,18 +432,9 @@ fn ping_until(
         stream
             .write_all(&request)
             .map_err(|error| format!("write: {error}"))?;
-        let mut prefix = [0u8; 4];
-        stream
-            .read_exact(&mut prefix)
-            .map_err(|error| format!("read: {error}"))?;
-        let size = u32::from_be_bytes(prefix) as usize;
-        if size > WRITE_BYTES_MAX {
-            return Err(format!("a {size}-byte reply"));
+        if !read_frame(&mut stream, &mut reply, "reply")? {
+            return Err("the echo server closed the connection".to_string());
         }
-        reply.resize(size, 0);
-        stream
-            .read_exact(&mut reply)
-            .map_err(|error| format!("read: {error}"))?;
         let micros = Instant::now().saturating_duration_since(due).as_micros();
         latencies.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX).max(1));
         due += interval;
