@@ -31,16 +31,19 @@ fn start() -> (Broker, TopicInfo) {
     (broker, topic)
 }
 
-/// Polls the broker's log for a line containing `needle`.
-fn wait_for_line(broker: &Broker, needle: &str, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+/// Waits up to 10 s for a line of the broker's log that contains `needle`, and returns it.
+fn logged_line(broker: &Broker, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if broker.log_text().lines().any(|line| line.contains(needle)) {
-            return true;
+        let log = broker.log_text();
+        if let Some(line) = log.lines().find(|line| line.contains(needle)) {
+            return line.to_string();
         }
-        if Instant::now() > deadline {
-            return false;
-        }
+        assert!(
+            Instant::now() < deadline,
+            "expected `{needle}` in:\n{}",
+            broker.stderr_tail(30)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -53,14 +56,7 @@ fn peer(client: &Client) -> String {
 /// The shard (as the log names it, `shard-N`) that accepted the client's connection.
 fn accepted_on(broker: &Broker, client: &Client) -> String {
     let needle = format!(": connection from {}", peer(client));
-    assert!(
-        wait_for_line(broker, &needle, Duration::from_secs(10)),
-        "no accept line for {}:\n{}",
-        peer(client),
-        broker.stderr_tail(30)
-    );
-    let log = broker.log_text();
-    let line = log.lines().find(|line| line.contains(&needle)).unwrap();
+    let line = logged_line(broker, &needle);
     let before = &line[..line.find(&needle).unwrap()];
     before.rsplit(' ').next().unwrap().to_string()
 }
@@ -110,11 +106,7 @@ fn pipelined_requests_cross_a_move_in_order_and_every_byte_is_kept() {
         );
     }
     let moved = format!("{home}: {} moved to {}", peer(&client), owner(remote));
-    assert!(
-        wait_for_line(&broker, &moved, Duration::from_secs(10)),
-        "expected `{moved}` in:\n{}",
-        broker.stderr_tail(30)
-    );
+    logged_line(&broker, &moved);
 
     // The moved connection reads the log back, byte for byte, from the partition's own shard.
     let (fetched, high_watermark) = fetch_all(&mut client, 12, &topic, remote, 0);
@@ -156,11 +148,7 @@ fn pipelined_requests_cross_a_move_in_order_and_every_byte_is_kept() {
         peer(&reader),
         owner(reader_remote)
     );
-    assert!(
-        wait_for_line(&broker, &moved, Duration::from_secs(10)),
-        "expected `{moved}` in:\n{}",
-        broker.stderr_tail(30)
-    );
+    logged_line(&broker, &moved);
 }
 
 #[test]
@@ -196,11 +184,7 @@ fn a_connection_that_uses_its_own_shard_stays() {
     let peer = peer(&client);
     drop(client);
     let closed = format!("{home}: {peer} closed");
-    assert!(
-        wait_for_line(&broker, &closed, Duration::from_secs(10)),
-        "expected `{closed}` in:\n{}",
-        broker.stderr_tail(30)
-    );
+    logged_line(&broker, &closed);
     let log = broker.log_text();
     assert!(
         !log.lines()
