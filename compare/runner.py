@@ -798,7 +798,7 @@ def latency_floor(args, run_dir):
               "--duration-secs", str(args.duration)]
     ping, _ = probe_pair(args, run_dir, probe, server, client)
     log(f"loopback request/reply at {requests_per_sec:.0f}/s: p99 "
-        f"{get_path(ping, 'latency_us', 'p99')} µs")
+        f"{(ping.get('latency_us') or {}).get('p99')} µs")
     return ping
 
 
@@ -838,14 +838,6 @@ def probe_pair(args, run_dir, probe, server, client):
         serving.kill()
         server_stdout, _ = serving.communicate()
     return last_json_line(stdout) or {}, last_json_line(server_stdout) or {}
-
-
-def get_path(values, *keys):
-    for key in keys:
-        if not isinstance(values, dict):
-            return None
-        values = values.get(key)
-    return values
 
 
 # --------------------------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ pub struct AppendInfo {
 /// and more on a broker holding terabytes. The log drops them once nobody needs them
 /// (`PartitionLog::drop_idle_indexes`) and a lookup loads them again from the files
 /// (`recovery::reload_sealed_index`): two small reads on the reactor, as a read of a segment that left
-/// the page cache faults its pages in on the reactor.
+/// the page cache faults its pages in on the reactor (damaged files are rebuilt from the data and
+/// rewritten, as at open).
 pub(crate) struct Indexes {
     state: RefCell<IndexState>,
     /// Set by every lookup, cleared by `PartitionLog::drop_idle_indexes`: entries looked up since the
